@@ -1,0 +1,115 @@
+package bridge
+
+import (
+	"iter"
+	"strings"
+)
+
+// Environ holds the CGI meta-variables of one request exactly as they were
+// received: from the process environment (CGI) or from name-value pairs
+// (FastCGI PARAMS). Names and values are raw bytes in Go strings; nothing is
+// decoded, re-encoded or checked for UTF-8.
+//
+// A name set twice keeps its last value: Set replaces an existing value in
+// place, so the order of first appearance is kept and iteration is stable.
+//
+// The zero value is an empty Environ ready to use. An Environ is not safe for
+// concurrent mutation.
+type Environ struct {
+	// kv holds name0, value0, name1, value1, ... in order of first
+	// appearance. A slice beats a map here: a request carries a few dozen
+	// variables, and a slice costs one allocation where a map costs several.
+	kv []string
+}
+
+// EnvironFromList builds an Environ from "NAME=value" strings, the form of
+// os.Environ. An entry without '=' is a name with an empty value; an entry
+// with an empty name is ignored. A name given twice keeps its last value.
+func EnvironFromList(list []string) Environ {
+	e := Environ{kv: make([]string, 0, 2*len(list))}
+	for _, s := range list {
+		name, value, _ := strings.Cut(s, "=")
+		if name == "" {
+			continue
+		}
+		e.Set(name, value)
+	}
+	return e
+}
+
+// Len reports the number of distinct names.
+func (e *Environ) Len() int { return len(e.kv) / 2 }
+
+// Lookup returns the value of name and whether it is present.
+func (e *Environ) Lookup(name string) (string, bool) {
+	for i := 0; i < len(e.kv); i += 2 {
+		if e.kv[i] == name {
+			return e.kv[i+1], true
+		}
+	}
+	return "", false
+}
+
+// Get returns the value of name, or "" when it is absent. Use Lookup to tell
+// an absent variable from an empty one.
+func (e *Environ) Get(name string) string {
+	v, _ := e.Lookup(name)
+	return v
+}
+
+// Set sets name to value, replacing an earlier value of the same name (the
+// last one wins). An empty name is ignored.
+func (e *Environ) Set(name, value string) {
+	if name == "" {
+		return
+	}
+	for i := 0; i < len(e.kv); i += 2 {
+		if e.kv[i] == name {
+			e.kv[i+1] = value
+			return
+		}
+	}
+	e.kv = append(e.kv, name, value)
+}
+
+// Delete removes name. It is a no-op when name is absent.
+func (e *Environ) Delete(name string) {
+	for i := 0; i < len(e.kv); i += 2 {
+		if e.kv[i] == name {
+			e.kv = append(e.kv[:i], e.kv[i+2:]...)
+			return
+		}
+	}
+}
+
+// Reset empties e and keeps its storage for reuse.
+func (e *Environ) Reset() {
+	clear(e.kv)
+	e.kv = e.kv[:0]
+}
+
+// All yields every name and its value, in order of first appearance.
+func (e *Environ) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for i := 0; i < len(e.kv); i += 2 {
+			if !yield(e.kv[i], e.kv[i+1]) {
+				return
+			}
+		}
+	}
+}
+
+// List returns the variables as "NAME=value" strings, the form of
+// os.Environ and exec.Cmd.Env.
+func (e *Environ) List() []string {
+	list := make([]string, 0, e.Len())
+	for i := 0; i < len(e.kv); i += 2 {
+		list = append(list, e.kv[i]+"="+e.kv[i+1])
+	}
+	return list
+}
+
+// Clone returns a copy of e that shares no storage with it.
+func (e *Environ) Clone() Environ {
+	return Environ{kv: append([]string(nil), e.kv...)}
+}

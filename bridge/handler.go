@@ -1,0 +1,117 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+)
+
+// HandlerResponder is the Responder that runs a Go http.Handler: it turns the
+// Request into an *http.Request (NewHTTPRequest) and the handler's answer
+// into a CGI response stream.
+//
+// The handler's headers are held until its body outgrows BufferSize, it
+// calls Flush, or it returns (PEP 3333's rule, with a buffer). Until then,
+// a panic or a runtime.Goexit in the handler becomes a clean 500 and a log
+// line; after that the response is cut short, logged, and Respond returns
+// an error wrapping ErrCutShort. A malformed environment gets 400.
+//
+// After runtime.Goexit the error response is written but Respond does not
+// return: the goroutine ends, so a front end finishes its request in a
+// deferred call.
+type HandlerResponder struct {
+	// Handler answers the requests; nil means http.DefaultServeMux.
+	Handler http.Handler
+	// Logger receives errors; nil means slog.Default().
+	Logger *slog.Logger
+	// Debug puts a panic's value and stack, or the reason for a 400, in the
+	// error response's body. Off by default: it shows internals to
+	// clients.
+	Debug bool
+}
+
+func (hr *HandlerResponder) logger() *slog.Logger {
+	if hr.Logger != nil {
+		return hr.Logger
+	}
+	return slog.Default()
+}
+
+// Respond implements Responder.
+func (hr *HandlerResponder) Respond(ctx context.Context, req *Request, out Output) (err error) {
+	log := hr.logger()
+	r, err := NewHTTPRequest(ctx, req)
+	if err != nil {
+		log.Warn("bridge: bad request", "err", err)
+		detail := ""
+		if hr.Debug {
+			detail = err.Error()
+		}
+		return WriteError(out, http.StatusBadRequest, detail)
+	}
+	h := hr.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	w := newResponseWriter(out, r, log)
+	returned := false
+	defer func() {
+		if !returned {
+			// recover is nil after runtime.Goexit: still a failure.
+			err = hr.fail(w, r, recover())
+		}
+		w.release()
+	}()
+	h.ServeHTTP(w, r)
+	returned = true
+	return w.finish()
+}
+
+// fail ends the response of a handler that panicked (p != nil) or called
+// runtime.Goexit (p == nil).
+func (hr *HandlerResponder) fail(w *responseWriter, r *http.Request, p any) error {
+	w.done = true
+	log := hr.logger()
+	if p == http.ErrAbortHandler {
+		// The handler's documented way to abort quietly.
+		if w.committed {
+			return fmt.Errorf("%w: handler aborted", ErrCutShort)
+		}
+		return WriteError(w.out, http.StatusInternalServerError, "")
+	}
+	stack := debug.Stack()
+	reason := "handler called runtime.Goexit"
+	if p != nil {
+		reason = fmt.Sprintf("handler panicked: %v", p)
+	}
+	if w.committed {
+		log.Error("bridge: response cut short: "+reason, "uri", r.RequestURI, "stack", string(stack))
+		return fmt.Errorf("%w: %s", ErrCutShort, reason)
+	}
+	log.Error("bridge: "+reason, "uri", r.RequestURI, "status", http.StatusInternalServerError, "stack", string(stack))
+	detail := ""
+	if hr.Debug {
+		detail = reason + "\n\n" + string(stack)
+	}
+	return WriteError(w.out, http.StatusInternalServerError, detail)
+}
+
+// WriteError writes a complete plain-text error response with status to out:
+// the status text, then detail when it is not empty. It is the answer to a
+// request that failed before its header block was sent.
+func WriteError(out Output, status int, detail string) error {
+	body := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+	if detail != "" {
+		body += "\n" + detail + "\n"
+	}
+	_, err := fmt.Fprintf(out, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+	if err != nil {
+		return errors.Join(ErrCutShort, err)
+	}
+	return nil
+}

@@ -1,0 +1,428 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Role is what the web server asks of the application, after the FastCGI
+// roles. A CGI request is always a Responder request.
+type Role uint8
+
+// The roles. The zero value is RoleResponder.
+const (
+	// RoleResponder answers an HTTP request: the common case.
+	RoleResponder Role = iota
+	// RoleAuthorizer decides whether a request may proceed: status 200
+	// allows it, any other status is sent to the client as the answer.
+	// Headers named Variable-NAME become the variable NAME for the
+	// request that follows. There is no body.
+	RoleAuthorizer
+	// RoleFilter answers with a filtered version of a file, which
+	// arrives as Request.Data after the body.
+	RoleFilter
+)
+
+// String returns the role's name as the FastCGI specification spells it.
+func (r Role) String() string {
+	switch r {
+	case RoleResponder:
+		return "RESPONDER"
+	case RoleAuthorizer:
+		return "AUTHORIZER"
+	case RoleFilter:
+		return "FILTER"
+	}
+	return "Role(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Request is one CGI request as a front end received it: the meta-variables,
+// the body, and what FastCGI adds (the role and, for filters, the data
+// stream).
+type Request struct {
+	// Env holds the meta-variables as received.
+	Env Environ
+	// Body is the request body (CGI stdin, FastCGI STDIN). Nil means empty.
+	Body io.Reader
+	// Role is the FastCGI role; CGI requests are RoleResponder.
+	Role Role
+	// Data is the FastCGI DATA stream of a RoleFilter request (the file to
+	// filter); nil for other roles.
+	Data io.Reader
+	// Stderr reaches the web server's error log (CGI stderr, FastCGI
+	// STDERR); nil means there is none.
+	Stderr io.Writer
+}
+
+// Output is where a Responder writes the CGI response stream.
+type Output interface {
+	io.Writer
+	// Flush sends what has been written so far towards the client.
+	Flush() error
+}
+
+// Responder answers a Request by writing a CGI response stream (a header
+// block with Status, Content-Type, Location and other fields, an empty line,
+// then the body; RFC 3875 section 6) to out. It is what every back end
+// implements: a Go http.Handler through HandlerResponder, a CGI executable
+// through package cgi.
+//
+// Respond returns nil when out holds a complete response, including a clean
+// error response it chose to send. It returns an error when the response
+// was cut short, so that the front end does not present it as complete.
+// Respond need not flush out at the end: the front end does, so that it can
+// add its own framing to the same write.
+type Responder interface {
+	Respond(ctx context.Context, req *Request, out Output) error
+}
+
+type requestKey struct{}
+
+// RequestOf returns the Request behind r, or nil when r did not come through
+// the bridge. The handler reads the role, the filter data and the web
+// server's error stream there.
+func RequestOf(r *http.Request) *Request {
+	req, _ := r.Context().Value(requestKey{}).(*Request)
+	return req
+}
+
+// EnvironOf returns the CGI meta-variables behind r exactly as the web server
+// sent them: SCRIPT_NAME, PATH_INFO, REMOTE_USER, AUTH_TYPE, SSL_*, custom
+// fastcgi_param values. It returns nil when r did not come through the
+// bridge.
+func EnvironOf(r *http.Request) *Environ {
+	if req := RequestOf(r); req != nil {
+		return &req.Env
+	}
+	return nil
+}
+
+// ScriptName returns the path at which the application is mounted, for
+// building links: ScriptName(r) + r.URL.Path is the path the client asked
+// for. It is SCRIPT_NAME when the web server sent PATH_INFO, and "" when it
+// did not, because r.URL.Path is then the whole path (see NewHTTPRequest).
+func ScriptName(r *http.Request) string {
+	env := EnvironOf(r)
+	if env == nil {
+		return ""
+	}
+	if _, ok := env.Lookup("PATH_INFO"); !ok {
+		return ""
+	}
+	return env.Get("SCRIPT_NAME")
+}
+
+// ErrBadEnviron is wrapped by every error of NewHTTPRequest: the
+// meta-variables do not describe a valid request. The client gets 400.
+var ErrBadEnviron = errors.New("bridge: bad CGI environment")
+
+func badEnviron(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrBadEnviron}, args...)...)
+}
+
+// NewHTTPRequest turns a CGI request into an *http.Request whose context is
+// ctx carrying req (see RequestOf), following RFC 3875 section 4.1:
+//
+//   - Method from REQUEST_METHOD (required, a token); Proto from
+//     SERVER_PROTOCOL (absent or "INCLUDED" means HTTP/1.0).
+//   - Every HTTP_* variable becomes a header: HTTP_USER_AGENT is User-Agent,
+//     HTTP_COOKIE stays one Cookie header. CONTENT_TYPE is Content-Type.
+//     Host is HTTP_HOST, or SERVER_NAME[:SERVER_PORT].
+//   - CONTENT_LENGTH, when present and not empty, is ContentLength and
+//     limits the body; a body shorter than that ends in
+//     io.ErrUnexpectedEOF. Absent or empty, the length is unknown:
+//     ContentLength is -1 and the body is read to its end.
+//   - The path rule, which lets one handler run unchanged in a cgi-bin, at
+//     the root of nginx or behind plain HTTP: URL.Path is the path below the
+//     mount point. It is PATH_INFO when the web server sent one (empty
+//     means "/"), otherwise the decoded path of REQUEST_URI. RequestURI is
+//     always the full REQUEST_URI as the client sent it (or
+//     SCRIPT_NAME+PATH_INFO+?QUERY_STRING, escaped, when absent). Package
+//     net/http/cgi differs: it puts the full path in URL.Path, so a handler
+//     in /cgi-bin/app sees /cgi-bin/app/users where this one sees /users.
+//     PATH_INFO is taken as given: it is never assumed to be a suffix of
+//     REQUEST_URI or of anything else (CVE-2019-11043).
+//   - URL.RawQuery is QUERY_STRING, or the query of REQUEST_URI.
+//     URL.Scheme and URL.Host are set, as net/http/cgi sets them.
+//   - RemoteAddr is REMOTE_ADDR:REMOTE_PORT (port 0 when absent).
+//   - HTTPS "on", "ON", "On" or "1" makes a TLS request: r.TLS is set and
+//     the scheme is https.
+//
+// Values are used byte for byte: a PATH_INFO or QUERY_STRING holding bytes
+// that are not UTF-8 reaches the handler unchanged. The other variables are
+// read with EnvironOf. Errors wrap ErrBadEnviron.
+func NewHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
+	env := &req.Env
+	method := env.Get("REQUEST_METHOD")
+	if method == "" {
+		return nil, badEnviron("no REQUEST_METHOD")
+	}
+	if !isToken(method) {
+		return nil, badEnviron("REQUEST_METHOD %q is not a token", method)
+	}
+	proto := env.Get("SERVER_PROTOCOL")
+	major, minor := 1, 0
+	switch proto {
+	case "", "INCLUDED":
+		proto = "HTTP/1.0"
+	default:
+		var ok bool
+		if major, minor, ok = http.ParseHTTPVersion(proto); !ok {
+			return nil, badEnviron("SERVER_PROTOCOL %q is not HTTP/x.y", proto)
+		}
+	}
+
+	r := &http.Request{
+		Method:     method,
+		Proto:      proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
+		Header:     make(http.Header, env.Len()),
+	}
+	if err := setHeaders(r.Header, env); err != nil {
+		return nil, err
+	}
+
+	clen, err := contentLength(env)
+	if err != nil {
+		return nil, err
+	}
+	r.ContentLength = clen
+	switch {
+	case clen == 0, clen < 0 && req.Body == nil:
+		r.Body = http.NoBody
+	case req.Body == nil:
+		// A declared length with nothing behind it: reads end in
+		// io.ErrUnexpectedEOF.
+		r.Body = &body{r: http.NoBody, remaining: clen}
+	default:
+		r.Body = &body{r: req.Body, remaining: clen}
+	}
+
+	if isHTTPS(env.Get("HTTPS")) {
+		r.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: env.Get("SERVER_NAME")}
+	}
+	r.Host = env.Get("HTTP_HOST")
+	if r.Host == "" {
+		r.Host = serverHost(env, r.TLS != nil)
+	}
+	if r.URL, r.RequestURI, err = requestURL(env); err != nil {
+		return nil, err
+	}
+	r.URL.Host = r.Host
+	r.URL.Scheme = "http"
+	if r.TLS != nil {
+		r.URL.Scheme = "https"
+	}
+	if addr := env.Get("REMOTE_ADDR"); addr != "" {
+		port := env.Get("REMOTE_PORT")
+		if port == "" {
+			port = "0"
+		}
+		r.RemoteAddr = net.JoinHostPort(addr, port)
+	}
+	return r.WithContext(context.WithValue(ctx, requestKey{}, req)), nil
+}
+
+// setHeaders copies every HTTP_* variable into h. Values share one backing
+// array to save an allocation per header.
+func setHeaders(h http.Header, env *Environ) error {
+	n := 0
+	for name := range env.All() {
+		if strings.HasPrefix(name, "HTTP_") {
+			n++
+		}
+	}
+	values := make([]string, 0, n+1)
+	add := func(key, v string) {
+		values = append(values, v)
+		h[key] = values[len(values)-1 : len(values) : len(values)]
+	}
+	for name, v := range env.All() {
+		suffix, ok := strings.CutPrefix(name, "HTTP_")
+		if !ok || suffix == "" {
+			continue
+		}
+		key, known := commonHeaders[suffix]
+		if !known {
+			if !isToken(suffix) {
+				return badEnviron("variable %q does not name a header", name)
+			}
+			key = http.CanonicalHeaderKey(strings.ReplaceAll(suffix, "_", "-"))
+		}
+		switch key {
+		case "Content-Type", "Content-Length":
+			// CONTENT_TYPE and CONTENT_LENGTH are authoritative.
+			continue
+		}
+		add(key, v)
+	}
+	if ct := env.Get("CONTENT_TYPE"); ct != "" {
+		add("Content-Type", ct)
+	}
+	return nil
+}
+
+// commonHeaders maps the HTTP_ suffixes of frequent headers to their
+// canonical names without allocating.
+var commonHeaders = map[string]string{
+	"ACCEPT":                    "Accept",
+	"ACCEPT_CHARSET":            "Accept-Charset",
+	"ACCEPT_ENCODING":           "Accept-Encoding",
+	"ACCEPT_LANGUAGE":           "Accept-Language",
+	"AUTHORIZATION":             "Authorization",
+	"CACHE_CONTROL":             "Cache-Control",
+	"CONNECTION":                "Connection",
+	"CONTENT_LENGTH":            "Content-Length",
+	"CONTENT_TYPE":              "Content-Type",
+	"COOKIE":                    "Cookie",
+	"DNT":                       "Dnt",
+	"HOST":                      "Host",
+	"IF_MODIFIED_SINCE":         "If-Modified-Since",
+	"IF_NONE_MATCH":             "If-None-Match",
+	"ORIGIN":                    "Origin",
+	"PRAGMA":                    "Pragma",
+	"RANGE":                     "Range",
+	"REFERER":                   "Referer",
+	"SEC_FETCH_DEST":            "Sec-Fetch-Dest",
+	"SEC_FETCH_MODE":            "Sec-Fetch-Mode",
+	"SEC_FETCH_SITE":            "Sec-Fetch-Site",
+	"TE":                        "Te",
+	"UPGRADE_INSECURE_REQUESTS": "Upgrade-Insecure-Requests",
+	"USER_AGENT":                "User-Agent",
+	"X_FORWARDED_FOR":           "X-Forwarded-For",
+	"X_FORWARDED_PROTO":         "X-Forwarded-Proto",
+	"X_REAL_IP":                 "X-Real-Ip",
+	"X_REQUESTED_WITH":          "X-Requested-With",
+}
+
+func contentLength(env *Environ) (int64, error) {
+	s := env.Get("CONTENT_LENGTH")
+	if s == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 63)
+	if err != nil {
+		return 0, badEnviron("CONTENT_LENGTH %q is not a length", s)
+	}
+	return int64(n), nil
+}
+
+func isHTTPS(v string) bool {
+	switch v {
+	case "on", "ON", "On", "1":
+		return true
+	}
+	return false
+}
+
+func serverHost(env *Environ, tls bool) string {
+	name, port := env.Get("SERVER_NAME"), env.Get("SERVER_PORT")
+	if name == "" || port == "" || (!tls && port == "80") || (tls && port == "443") {
+		return name
+	}
+	return net.JoinHostPort(name, port)
+}
+
+// requestURL applies the path rule of NewHTTPRequest.
+func requestURL(env *Environ) (*url.URL, string, error) {
+	query, hasQuery := env.Lookup("QUERY_STRING")
+	pathInfo, hasPathInfo := env.Lookup("PATH_INFO")
+	requestURI := env.Get("REQUEST_URI")
+	u := new(url.URL)
+	if requestURI != "" {
+		parsed, err := url.ParseRequestURI(requestURI)
+		if err != nil {
+			return nil, "", badEnviron("REQUEST_URI %q: %v", requestURI, err)
+		}
+		if !hasPathInfo {
+			u.Path, u.RawPath = parsed.Path, parsed.RawPath
+		}
+		if !hasQuery {
+			query = parsed.RawQuery
+		}
+	}
+	if hasPathInfo {
+		u.Path = pathInfo
+	}
+	if !strings.HasPrefix(u.Path, "/") {
+		u.Path = "/" + u.Path
+	}
+	u.RawQuery = query
+	if requestURI == "" {
+		whole := url.URL{Path: env.Get("SCRIPT_NAME") + pathInfo, RawQuery: query}
+		requestURI = whole.RequestURI()
+	}
+	return u, requestURI, nil
+}
+
+// body is a request body: it enforces CONTENT_LENGTH and refuses reads after
+// Close.
+type body struct {
+	r         io.Reader
+	remaining int64 // -1: unknown, read to EOF
+	closed    bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.remaining == 0 {
+		return 0, io.EOF
+	}
+	if b.remaining > 0 && int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.r.Read(p)
+	if b.remaining > 0 {
+		b.remaining -= int64(n)
+		switch {
+		case b.remaining == 0:
+			err = io.EOF
+		case err == io.EOF:
+			err = fmt.Errorf("bridge: request body ended %d bytes short of CONTENT_LENGTH: %w", b.remaining, io.ErrUnexpectedEOF)
+		}
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

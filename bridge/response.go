@@ -1,0 +1,323 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// BufferSize is how much of the body a handler may write before its header
+// block is sent. While the body fits, the status can still become a clean
+// 500 if the handler panics, and Content-Length is set when the handler
+// returns.
+const BufferSize = 8 << 10
+
+// ErrCutShort is wrapped by the error Respond returns when a response was
+// already under way and could not be completed: the client got a truncated
+// response.
+var ErrCutShort = errors.New("bridge: response cut short")
+
+// errWriteAfterReturn is what a handler gets for writing through its
+// ResponseWriter after it returned.
+var errWriteAfterReturn = errors.New("bridge: ResponseWriter used after the handler returned")
+
+// buffers is the pooled scratch space of a response.
+type buffers struct {
+	head []byte   // the header block, built when the status is decided
+	body []byte   // body bytes held before the header block is sent
+	keys []string // header names, sorted
+}
+
+var bufferPool = sync.Pool{New: func() any {
+	return &buffers{
+		head: make([]byte, 0, 512),
+		body: make([]byte, 0, BufferSize),
+		keys: make([]string, 0, 16),
+	}
+}}
+
+// responseWriter is the http.ResponseWriter that writes a CGI response
+// stream: "Status: 200 OK", the header fields, an empty line, the body.
+//
+// The header block is serialised when the status is decided (WriteHeader or
+// the first Write), which fixes the headers exactly as net/http does, and is
+// sent to out only when the body outgrows its buffer, at a Flush, or when the
+// handler returns.
+type responseWriter struct {
+	out    Output
+	log    *slog.Logger
+	isHead bool
+
+	header http.Header
+	status int // 0 until decided
+	// What the header block holds, noted when it was built.
+	hasType     bool
+	hasLength   bool
+	hasEncoding bool // Transfer-Encoding
+	declared    int64
+	bufs        *buffers
+	committed   bool  // the header block went to out
+	written     int64 // body bytes accepted from the handler
+	err         error // first error from out; sticky
+	done        bool  // the handler returned
+}
+
+var (
+	_ http.ResponseWriter = (*responseWriter)(nil)
+	_ http.Flusher        = (*responseWriter)(nil)
+)
+
+func newResponseWriter(out Output, r *http.Request, log *slog.Logger) *responseWriter {
+	return &responseWriter{
+		out:      out,
+		log:      log,
+		isHead:   r.Method == http.MethodHead,
+		header:   make(http.Header),
+		declared: -1,
+		bufs:     bufferPool.Get().(*buffers),
+	}
+}
+
+// release returns the buffers to the pool; w must not be used for output
+// after it.
+func (w *responseWriter) release() {
+	b := w.bufs
+	w.bufs = nil
+	clear(b.keys[:cap(b.keys)])
+	b.head, b.body, b.keys = b.head[:0], b.body[:0], b.keys[:0]
+	bufferPool.Put(b)
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+// WriteHeader decides the status. Informational codes (1xx) cannot travel in
+// a CGI response and are dropped; they never become the final status. A
+// code outside 100-999 panics, as in net/http, and so becomes a 500.
+func (w *responseWriter) WriteHeader(code int) {
+	if w.done {
+		w.log.Warn("bridge: WriteHeader after the handler returned", "status", code)
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("bridge: invalid WriteHeader code %d", code))
+	}
+	if w.status != 0 {
+		w.log.Warn("bridge: superfluous WriteHeader", "status", code, "first", w.status)
+		return
+	}
+	if code < 200 {
+		return
+	}
+	w.status = code
+	w.buildHead()
+}
+
+// buildHead serialises the status line and the handler's header fields into
+// bufs.head. A field whose name is not a token, or whose value holds CR, LF
+// or NUL, is refused and logged: it can never inject a line.
+func (w *responseWriter) buildHead() {
+	b := w.bufs
+	h := append(b.head[:0], "Status: "...)
+	h = strconv.AppendInt(h, int64(w.status), 10)
+	h = append(h, ' ')
+	if text := http.StatusText(w.status); text != "" {
+		h = append(h, text...)
+	} else {
+		h = append(h, "status code "...)
+		h = strconv.AppendInt(h, int64(w.status), 10)
+	}
+	h = append(h, "\r\n"...)
+
+	keys := b.keys[:0]
+	for k := range w.header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b.keys = keys
+	for _, k := range keys {
+		values := w.header[k]
+		switch {
+		case len(values) == 0:
+			// An explicitly emptied field (e.g. Content-Type set to nil to
+			// suppress sniffing) sends nothing.
+		case !isToken(k):
+			w.log.Warn("bridge: refused response header with an invalid name", "header", k)
+			continue
+		case strings.EqualFold(k, "Status"):
+			w.log.Warn("bridge: refused a Status response header; use WriteHeader")
+			continue
+		case strings.HasPrefix(k, http.TrailerPrefix):
+			// Trailers cannot travel in a CGI response.
+			continue
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type":
+			w.hasType = true
+		case "Transfer-Encoding":
+			w.hasEncoding = true
+		case "Content-Length":
+			w.hasLength = true
+			if len(values) > 0 {
+				if n, err := strconv.ParseUint(values[0], 10, 63); err == nil {
+					w.declared = int64(n)
+				}
+			}
+		}
+		for _, v := range values {
+			if !validValue(v) {
+				w.log.Warn("bridge: refused response header with CR, LF or NUL in its value", "header", k)
+				continue
+			}
+			h = append(h, k...)
+			h = append(h, ": "...)
+			h = append(h, v...)
+			h = append(h, "\r\n"...)
+		}
+	}
+	b.head = h
+}
+
+func validValue(v string) bool {
+	return strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, 0) < 0
+}
+
+// bodyAllowed reports whether a response with status may carry a body
+// (RFC 9110 section 6.4.1).
+func bodyAllowed(status int) bool {
+	return status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errWriteAfterReturn
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.isHead || len(p) == 0 {
+		return len(p), nil
+	}
+	if !w.committed {
+		if len(w.bufs.body)+len(p) <= cap(w.bufs.body) {
+			w.bufs.body = append(w.bufs.body, p...)
+			return len(p), nil
+		}
+		if err := w.commit(p, false); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.out.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// WriteString saves io.WriteString a copy.
+func (w *responseWriter) WriteString(s string) (int, error) {
+	if !w.committed && w.status != 0 && len(w.bufs.body)+len(s) <= cap(w.bufs.body) &&
+		bodyAllowed(w.status) && !w.isHead && w.declared < 0 && w.err == nil && !w.done {
+		w.bufs.body = append(w.bufs.body, s...)
+		w.written += int64(len(s))
+		return len(s), nil
+	}
+	return w.Write([]byte(s))
+}
+
+// commit sends the header block and the held body to out. next is the data
+// about to be written, used to sniff a Content-Type when nothing is held;
+// final means the handler returned and the whole body is held.
+func (w *responseWriter) commit(next []byte, final bool) error {
+	w.committed = true
+	b := w.bufs
+	head := b.head
+	sample := b.body
+	if len(sample) == 0 {
+		sample = next
+	}
+	if !w.hasType && !w.hasEncoding && bodyAllowed(w.status) && len(sample) > 0 {
+		head = append(head, "Content-Type: "...)
+		head = append(head, http.DetectContentType(sample)...)
+		head = append(head, "\r\n"...)
+	}
+	if final && !w.hasLength && !w.hasEncoding && bodyAllowed(w.status) && (!w.isHead || w.written > 0) {
+		head = append(head, "Content-Length: "...)
+		head = strconv.AppendInt(head, w.written, 10)
+		head = append(head, "\r\n"...)
+	}
+	head = append(head, "\r\n"...)
+	b.head = head
+	if _, err := w.out.Write(head); err != nil {
+		w.err = err
+		return err
+	}
+	if len(b.body) > 0 {
+		if _, err := w.out.Write(b.body); err != nil {
+			w.err = err
+			return err
+		}
+		b.body = b.body[:0]
+	}
+	return nil
+}
+
+// Flush sends the header block and the body written so far to the client.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush with its error, for http.ResponseController.
+func (w *responseWriter) FlushError() error {
+	if w.done {
+		return errWriteAfterReturn
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if !w.committed {
+		if err := w.commit(nil, false); err != nil {
+			return err
+		}
+	}
+	if err := w.out.Flush(); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+// finish completes the response after the handler returned normally.
+func (w *responseWriter) finish() error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.done = true
+	if w.err != nil {
+		return w.err
+	}
+	if !w.committed {
+		if err := w.commit(nil, true); err != nil {
+			return err
+		}
+	}
+	if w.declared >= 0 && w.written < w.declared && !w.isHead && bodyAllowed(w.status) {
+		return fmt.Errorf("%w: handler wrote %d of the %d bytes its Content-Length declared", ErrCutShort, w.written, w.declared)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/cgirun/cgirun
+
+go 1.26
