@@ -1,0 +1,99 @@
+package bridge
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReadResponse(t *testing.T) {
+	long := strings.Repeat("v", 10000) // longer than bufio's default buffer
+	tests := []struct {
+		name     string
+		in       string
+		status   int
+		reason   string
+		header   http.Header
+		local    bool
+		wantBody string
+	}{
+		{"document", "Content-Type: text/plain\r\n\r\nhello", 200, "", http.Header{"Content-Type": {"text/plain"}}, false, "hello"},
+		{"bare LF", "Content-Type: text/plain\n\nhello\n", 200, "", http.Header{"Content-Type": {"text/plain"}}, false, "hello\n"},
+		{"status with reason", "Status: 404 Not Found\r\nContent-Type: text/html\r\n\r\n", 404, "Not Found", http.Header{"Content-Type": {"text/html"}}, false, ""},
+		{"status alone", "Status: 204\r\n\r\n", 204, "", http.Header{}, false, ""},
+		{"status any case", "status: 201 Made\n\n", 201, "Made", http.Header{}, false, ""},
+		{"client redirect", "Location: https://example.org/x\r\n\r\n", 302, "", http.Header{"Location": {"https://example.org/x"}}, false, ""},
+		{"client redirect with document", "Status: 301 Moved\nLocation: http://a/\nContent-Type: text/html\n\n<a>", 301, "Moved",
+			http.Header{"Location": {"http://a/"}, "Content-Type": {"text/html"}}, false, "<a>"},
+		{"local redirect", "Location: /other?x=1\n\n", 0, "", http.Header{"Location": {"/other?x=1"}}, true, ""},
+		{"network-path location is a client redirect", "Location: //evil.example/\n\n", 302, "", http.Header{"Location": {"//evil.example/"}}, false, ""},
+		{"repeated fields, canonical names, trimmed values", "content-type:text/plain\r\nset-cookie:  a=1 \r\nSet-Cookie: b=2\r\n\r\n", 200, "",
+			http.Header{"Content-Type": {"text/plain"}, "Set-Cookie": {"a=1", "b=2"}}, false, ""},
+		{"non-UTF-8 value byte for byte", "Content-Type: text/plain\nX-Raw: caf\xe9\xff\n\n", 200, "",
+			http.Header{"Content-Type": {"text/plain"}, "X-Raw": {"caf\xe9\xff"}}, false, ""},
+		{"line longer than the reader's buffer", "Content-Type: text/plain\nX-Long: " + long + "\n\nb", 200, "",
+			http.Header{"Content-Type": {"text/plain"}, "X-Long": {long}}, false, "b"},
+		{"empty value", "Content-Type: text/plain\nX-Empty:\n\n", 200, "", http.Header{"Content-Type": {"text/plain"}, "X-Empty": {""}}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tt.in))
+			resp, err := ReadResponse(br, 0)
+			if err != nil {
+				t.Fatalf("ReadResponse(%q) error: %v", tt.in, err)
+			}
+			if resp.Status != tt.status || resp.Reason != tt.reason || resp.LocalRedirect != tt.local || !reflect.DeepEqual(resp.Header, tt.header) {
+				t.Errorf("ReadResponse(%q) = %d %q %v local=%v, want %d %q %v local=%v",
+					tt.in, resp.Status, resp.Reason, resp.Header, resp.LocalRedirect, tt.status, tt.reason, tt.header, tt.local)
+			}
+			if body, _ := io.ReadAll(br); string(body) != tt.wantBody {
+				t.Errorf("body after ReadResponse = %q, want %q", body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestReadResponseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		is   error // nil: any error
+		msg  string
+	}{
+		{"nothing", "", 0, ErrNoHeader, ""},
+		{"no empty line", "Content-Type: text/plain\r\n", 0, ErrNoHeader, ""},
+		{"cut mid line", "Content-Type: text/pl", 0, ErrNoHeader, ""},
+		{"no colon", "Content-Type text/plain\n\n", 0, nil, "no colon"},
+		{"garbage", "\x00\x01\x02\n\n", 0, nil, "no colon"},
+		{"name with a space", "Content Type: x\n\n", 0, nil, "not a token"},
+		{"empty name", ": x\n\n", 0, nil, "not a token"},
+		{"folded line", "Content-Type: text/plain\n  continued\n\n", 0, nil, "folded"},
+		{"NUL in value", "Content-Type: text/\x00plain\n\n", 0, nil, "NUL or CR"},
+		{"CR inside value", "Content-Type: text/\rplain\n\n", 0, nil, "NUL or CR"},
+		{"two statuses", "Status: 200 OK\nStatus: 500 No\n\n", 0, nil, "two Status"},
+		{"status not digits", "Status: OK\n\n", 0, nil, "three-digit"},
+		{"status four digits", "Status: 2000\n\n", 0, nil, "three-digit"},
+		{"status 1xx", "Status: 100 Continue\n\n", 0, nil, "not a final status"},
+		{"no CGI field", "X-Only: 1\n\n", 0, nil, "none of Content-Type"},
+		{"too large", "Content-Type: text/plain\nX-Big: " + strings.Repeat("a", 100) + "\n\n", 64, ErrHeaderTooLarge, ""},
+		{"too large without newline", strings.Repeat("a", MaxHeaderBytes+1), 0, ErrHeaderTooLarge, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := ReadResponse(bufio.NewReader(strings.NewReader(tt.in)), tt.max)
+			switch {
+			case err == nil:
+				t.Fatalf("ReadResponse(%q) = %+v, want an error", tt.in, resp)
+			case tt.is != nil && !errors.Is(err, tt.is):
+				t.Errorf("ReadResponse(%q) error = %v, want %v", tt.in, err, tt.is)
+			case !strings.Contains(err.Error(), tt.msg):
+				t.Errorf("ReadResponse(%q) error = %v, want it to say %q", tt.in, err, tt.msg)
+			}
+		})
+	}
+}
