@@ -185,9 +185,9 @@ func NewHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
-		Header:     make(http.Header, env.Len()),
 	}
-	if err := setHeaders(r.Header, env); err != nil {
+	var err error
+	if r.Header, err = headers(env); err != nil {
 		return nil, err
 	}
 
@@ -232,16 +232,18 @@ func NewHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
 	return r.WithContext(context.WithValue(ctx, requestKey{}, req)), nil
 }
 
-// setHeaders copies every HTTP_* variable into h. Values share one backing
-// array to save an allocation per header.
-func setHeaders(h http.Header, env *Environ) error {
-	n := 0
+// headers returns the header made of every HTTP_* variable and
+// CONTENT_TYPE. Values share one backing array to save an allocation per
+// header.
+func headers(env *Environ) (http.Header, error) {
+	n := 1 // CONTENT_TYPE
 	for name := range env.All() {
 		if strings.HasPrefix(name, "HTTP_") {
 			n++
 		}
 	}
-	values := make([]string, 0, n+1)
+	h := make(http.Header, n)
+	values := make([]string, 0, n)
 	add := func(key, v string) {
 		values = append(values, v)
 		h[key] = values[len(values)-1 : len(values) : len(values)]
@@ -254,7 +256,7 @@ func setHeaders(h http.Header, env *Environ) error {
 		key, known := commonHeaders[suffix]
 		if !known {
 			if !isToken(suffix) {
-				return badEnviron("variable %q does not name a header", name)
+				return nil, badEnviron("variable %q does not name a header", name)
 			}
 			key = http.CanonicalHeaderKey(strings.ReplaceAll(suffix, "_", "-"))
 		}
@@ -268,7 +270,7 @@ func setHeaders(h http.Header, env *Environ) error {
 	if ct := env.Get("CONTENT_TYPE"); ct != "" {
 		add("Content-Type", ct)
 	}
-	return nil
+	return h, nil
 }
 
 // commonHeaders maps the HTTP_ suffixes of frequent headers to their
@@ -338,7 +340,7 @@ func requestURL(env *Environ) (*url.URL, string, error) {
 	pathInfo, hasPathInfo := env.Lookup("PATH_INFO")
 	requestURI := env.Get("REQUEST_URI")
 	u := new(url.URL)
-	if requestURI != "" {
+	if requestURI != "" && (!hasPathInfo || !hasQuery) {
 		parsed, err := url.ParseRequestURI(requestURI)
 		if err != nil {
 			return nil, "", badEnviron("REQUEST_URI %q: %v", requestURI, err)

@@ -192,7 +192,12 @@ func bodyAllowed(status int) bool {
 	return status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
 }
 
-func (w *responseWriter) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) { return write(w, p) }
+
+// WriteString saves io.WriteString a conversion to []byte.
+func (w *responseWriter) WriteString(s string) (int, error) { return write(w, s) }
+
+func write[S []byte | string](w *responseWriter, p S) (int, error) {
 	if w.done {
 		return 0, errWriteAfterReturn
 	}
@@ -217,26 +222,15 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 			w.bufs.body = append(w.bufs.body, p...)
 			return len(p), nil
 		}
-		if err := w.commit(p, false); err != nil {
+		if err := w.commit([]byte(p), false); err != nil {
 			return 0, err
 		}
 	}
-	n, err := w.out.Write(p)
+	n, err := w.out.Write([]byte(p))
 	if err != nil {
 		w.err = err
 	}
 	return n, err
-}
-
-// WriteString saves io.WriteString a copy.
-func (w *responseWriter) WriteString(s string) (int, error) {
-	if !w.committed && w.status != 0 && len(w.bufs.body)+len(s) <= cap(w.bufs.body) &&
-		bodyAllowed(w.status) && !w.isHead && w.declared < 0 && w.err == nil && !w.done {
-		w.bufs.body = append(w.bufs.body, s...)
-		w.written += int64(len(s))
-		return len(s), nil
-	}
-	return w.Write([]byte(s))
 }
 
 // commit sends the header block and the held body to out. next is the data
@@ -261,17 +255,13 @@ func (w *responseWriter) commit(next []byte, final bool) error {
 		head = append(head, "\r\n"...)
 	}
 	head = append(head, "\r\n"...)
-	b.head = head
+	// One write for the header block and the held body: a small response
+	// leaves in one piece.
+	head = append(head, b.body...)
+	b.head, b.body = head, b.body[:0]
 	if _, err := w.out.Write(head); err != nil {
 		w.err = err
 		return err
-	}
-	if len(b.body) > 0 {
-		if _, err := w.out.Write(b.body); err != nil {
-			w.err = err
-			return err
-		}
-		b.body = b.body[:0]
 	}
 	return nil
 }

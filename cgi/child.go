@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 
 	"github.com/cgirun/cgirun/bridge"
 )
@@ -45,16 +46,17 @@ type Child struct {
 func (c *Child) Serve(ctx context.Context, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := c.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(stderr, nil))
+		log = slog.New(&lazyText{w: stderr})
 	}
 	req := &bridge.Request{
 		Env:    bridge.EnvironFromList(environ),
 		Body:   stdin,
 		Stderr: stderr,
 	}
-	// Room for the largest header block and held body the bridge writes
-	// at once, so that a small response leaves in one write.
-	out := bufio.NewWriterSize(stdout, 2*bridge.BufferSize)
+	// The bridge writes the header block and the held body in one piece,
+	// which bufio passes straight through; the buffer gathers a streaming
+	// handler's small writes.
+	out := bufio.NewWriter(stdout)
 	responder := bridge.HandlerResponder{Handler: c.Handler, Logger: log, Debug: c.Debug}
 	err := responder.Respond(ctx, req, out)
 	if ferr := out.Flush(); err == nil {
@@ -62,3 +64,24 @@ func (c *Child) Serve(ctx context.Context, environ []string, stdin io.Reader, st
 	}
 	return err
 }
+
+// lazyText is a slog text handler on w that is built on first use: most
+// requests log nothing, and a CGI program pays its start-up on every
+// request.
+type lazyText struct {
+	w    io.Writer
+	once sync.Once
+	h    slog.Handler
+}
+
+func (l *lazyText) handler() slog.Handler {
+	l.once.Do(func() { l.h = slog.NewTextHandler(l.w, nil) })
+	return l.h
+}
+
+func (l *lazyText) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelInfo }
+func (l *lazyText) Handle(ctx context.Context, r slog.Record) error {
+	return l.handler().Handle(ctx, r)
+}
+func (l *lazyText) WithAttrs(as []slog.Attr) slog.Handler { return l.handler().WithAttrs(as) }
+func (l *lazyText) WithGroup(name string) slog.Handler    { return l.handler().WithGroup(name) }
