@@ -34,7 +34,10 @@ type HandlerResponder struct {
 	Debug bool
 }
 
-func (hr *HandlerResponder) logger() *slog.Logger {
+func (hr *HandlerResponder) logger(req *Request) *slog.Logger {
+	if req.Log != nil {
+		return req.Log
+	}
 	if hr.Logger != nil {
 		return hr.Logger
 	}
@@ -43,7 +46,7 @@ func (hr *HandlerResponder) logger() *slog.Logger {
 
 // Respond implements Responder.
 func (hr *HandlerResponder) Respond(ctx context.Context, req *Request, out Output) (err error) {
-	log := hr.logger()
+	log := hr.logger(req)
 	r, err := NewHTTPRequest(ctx, req)
 	if err != nil {
 		log.Warn("bridge: bad request", "err", err)
@@ -62,7 +65,7 @@ func (hr *HandlerResponder) Respond(ctx context.Context, req *Request, out Outpu
 	defer func() {
 		if !returned {
 			// recover is nil after runtime.Goexit: still a failure.
-			err = hr.fail(w, r, recover())
+			err = hr.fail(w, r, log, recover())
 		}
 		w.release()
 	}()
@@ -73,13 +76,12 @@ func (hr *HandlerResponder) Respond(ctx context.Context, req *Request, out Outpu
 
 // fail ends the response of a handler that panicked (p != nil) or called
 // runtime.Goexit (p == nil).
-func (hr *HandlerResponder) fail(w *responseWriter, r *http.Request, p any) error {
+func (hr *HandlerResponder) fail(w *responseWriter, r *http.Request, log *slog.Logger, p any) error {
 	w.done = true
-	log := hr.logger()
 	if p == http.ErrAbortHandler {
 		// The handler's documented way to abort quietly.
 		if w.committed {
-			return fmt.Errorf("%w: handler aborted", ErrCutShort)
+			return cutShort(w.out, "handler aborted")
 		}
 		return WriteError(w.out, http.StatusInternalServerError, "")
 	}
@@ -90,7 +92,7 @@ func (hr *HandlerResponder) fail(w *responseWriter, r *http.Request, p any) erro
 	}
 	if w.committed {
 		log.Error("bridge: response cut short: "+reason, "uri", r.RequestURI, "stack", string(stack))
-		return fmt.Errorf("%w: %s", ErrCutShort, reason)
+		return cutShort(w.out, reason)
 	}
 	log.Error("bridge: "+reason, "uri", r.RequestURI, "status", http.StatusInternalServerError, "stack", string(stack))
 	detail := ""
@@ -114,4 +116,14 @@ func WriteError(out Output, status int, detail string) error {
 		return errors.Join(ErrCutShort, err)
 	}
 	return nil
+}
+
+// cutShort tells out, when it can hear it, that its response is incomplete,
+// and returns the error that says so.
+func cutShort(out Output, reason string) error {
+	err := fmt.Errorf("%w: %s", ErrCutShort, reason)
+	if a, ok := out.(Aborter); ok {
+		a.Abort(err)
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,6 +61,18 @@ type Request struct {
 	// Stderr reaches the web server's error log (CGI stderr, FastCGI
 	// STDERR); nil means there is none.
 	Stderr io.Writer
+	// IsScript says that the web server found the program as a file and
+	// ran it (CGI): SCRIPT_NAME is then the program's own URL, and an
+	// absent PATH_INFO means the same as an empty one (RFC 3875 section
+	// 4.1.5; Apache omits PATH_INFO for /cgi-bin/app). Behind FastCGI,
+	// SCRIPT_NAME is whatever the web server's configuration makes it
+	// (nginx's $fastcgi_script_name is the whole path), so IsScript is
+	// false there.
+	IsScript bool
+	// Log, when set, receives the log lines about this request in place
+	// of the Responder's own logger: a front end uses it to add the
+	// request's id or to copy the lines to Stderr.
+	Log *slog.Logger
 }
 
 // Output is where a Responder writes the CGI response stream.
@@ -67,6 +80,14 @@ type Output interface {
 	io.Writer
 	// Flush sends what has been written so far towards the client.
 	Flush() error
+}
+
+// Aborter is implemented by an Output that can tell the client that a
+// response is incomplete (a FastCGI server closes the connection instead of
+// ending the request). A Responder calls Abort when it cuts a response
+// short, also on paths where it cannot return an error (runtime.Goexit).
+type Aborter interface {
+	Abort(err error)
 }
 
 // Responder answers a Request by writing a CGI response stream (a header
@@ -107,17 +128,18 @@ func EnvironOf(r *http.Request) *Environ {
 
 // ScriptName returns the path at which the application is mounted, for
 // building links: ScriptName(r) + r.URL.Path is the path the client asked
-// for. It is SCRIPT_NAME when the web server sent PATH_INFO, and "" when it
-// did not, because r.URL.Path is then the whole path (see NewHTTPRequest).
+// for. It is SCRIPT_NAME when the web server sent PATH_INFO or ran the
+// program as a CGI script, and "" otherwise, because r.URL.Path is then the
+// whole path (see NewHTTPRequest).
 func ScriptName(r *http.Request) string {
-	env := EnvironOf(r)
-	if env == nil {
+	req := RequestOf(r)
+	if req == nil {
 		return ""
 	}
-	if _, ok := env.Lookup("PATH_INFO"); !ok {
+	if _, ok := req.Env.Lookup("PATH_INFO"); !ok && !req.IsScript {
 		return ""
 	}
-	return env.Get("SCRIPT_NAME")
+	return req.Env.Get("SCRIPT_NAME")
 }
 
 // ErrBadEnviron is wrapped by every error of NewHTTPRequest: the
@@ -143,7 +165,8 @@ func badEnviron(format string, args ...any) error {
 //   - The path rule, which lets one handler run unchanged in a cgi-bin, at
 //     the root of nginx or behind plain HTTP: URL.Path is the path below the
 //     mount point. It is PATH_INFO when the web server sent one (empty
-//     means "/"), otherwise the decoded path of REQUEST_URI. RequestURI is
+//     means "/"; for a CGI script, req.IsScript, absent means "/" too),
+//     otherwise the decoded path of REQUEST_URI. RequestURI is
 //     always the full REQUEST_URI as the client sent it (or
 //     SCRIPT_NAME+PATH_INFO+?QUERY_STRING, escaped, when absent). Package
 //     net/http/cgi differs: it puts the full path in URL.Path, so a handler
@@ -214,7 +237,7 @@ func NewHTTPRequest(ctx context.Context, req *Request) (*http.Request, error) {
 	if r.Host == "" {
 		r.Host = serverHost(env, r.TLS != nil)
 	}
-	if r.URL, r.RequestURI, err = requestURL(env); err != nil {
+	if r.URL, r.RequestURI, err = requestURL(env, req.IsScript); err != nil {
 		return nil, err
 	}
 	r.URL.Host = r.Host
@@ -335,9 +358,10 @@ func serverHost(env *Environ, tls bool) string {
 }
 
 // requestURL applies the path rule of NewHTTPRequest.
-func requestURL(env *Environ) (*url.URL, string, error) {
+func requestURL(env *Environ, isScript bool) (*url.URL, string, error) {
 	query, hasQuery := env.Lookup("QUERY_STRING")
 	pathInfo, hasPathInfo := env.Lookup("PATH_INFO")
+	hasPathInfo = hasPathInfo || isScript
 	requestURI := env.Get("REQUEST_URI")
 	u := new(url.URL)
 	if requestURI != "" && (!hasPathInfo || !hasQuery) {

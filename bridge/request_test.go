@@ -32,10 +32,18 @@ func TestNewHTTPRequest(t *testing.T) {
 		scriptName           string
 	}
 	tests := []struct {
-		name string
-		env  []string
-		want want
+		name   string
+		env    []string
+		script bool // Request.IsScript
+		want   want
 	}{
+		{
+			name:   "apache cgi-bin script without PATH_INFO is /",
+			env:    []string{"SCRIPT_NAME=/cgi-bin/app", "REQUEST_URI=/cgi-bin/app?x=1", "QUERY_STRING=x=1"},
+			script: true,
+			want: want{method: "GET", proto: "HTTP/1.1", major: 1, minor: 1, host: "example.org", path: "/", rawQuery: "x=1",
+				requestURI: "/cgi-bin/app?x=1", scheme: "http", contentLength: -1, scriptName: "/cgi-bin/app"},
+		},
 		{
 			name: "apache cgi-bin with path info",
 			env: []string{"SCRIPT_NAME=/cgi-bin/app", "PATH_INFO=/users", "REQUEST_URI=/cgi-bin/app/users?id=7",
@@ -163,7 +171,9 @@ func TestNewHTTPRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := append(append([]string(nil), base...), tt.env...)
-			r, err := NewHTTPRequest(context.Background(), newReq(env, ""))
+			req := newReq(env, "")
+			req.IsScript = tt.script
+			r, err := NewHTTPRequest(context.Background(), req)
 			if err != nil {
 				t.Fatalf("NewHTTPRequest(%q) error: %v", env, err)
 			}

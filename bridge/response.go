@@ -307,7 +307,7 @@ func (w *responseWriter) finish() error {
 		}
 	}
 	if w.declared >= 0 && w.written < w.declared && !w.isHead && bodyAllowed(w.status) {
-		return fmt.Errorf("%w: handler wrote %d of the %d bytes its Content-Length declared", ErrCutShort, w.written, w.declared)
+		return cutShort(w.out, fmt.Sprintf("handler wrote %d of the %d bytes its Content-Length declared", w.written, w.declared))
 	}
 	return nil
 }

@@ -49,9 +49,10 @@ func (c *Child) Serve(ctx context.Context, environ []string, stdin io.Reader, st
 		log = slog.New(&lazyText{w: stderr})
 	}
 	req := &bridge.Request{
-		Env:    bridge.EnvironFromList(environ),
-		Body:   stdin,
-		Stderr: stderr,
+		Env:      bridge.EnvironFromList(environ),
+		Body:     stdin,
+		Stderr:   stderr,
+		IsScript: true,
 	}
 	// The bridge writes the header block and the held body in one piece,
 	// which bufio passes straight through; the buffer gathers a streaming

@@ -93,7 +93,9 @@ func TestServeAsChildProcess(t *testing.T) {
 	}{
 		{"hello", []string{"REQUEST_METHOD=GET", "PATH_INFO=/", "REQUEST_URI=/cgi-bin/app/"}, "",
 			200, http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {"14"}}, "Hello, World!\n", ""},
-		{"no path info is /", []string{"REQUEST_METHOD=GET", "PATH_INFO=", "REQUEST_URI=/cgi-bin/app"}, "",
+		{"empty path info is /", []string{"REQUEST_METHOD=GET", "PATH_INFO=", "REQUEST_URI=/cgi-bin/app"}, "",
+			200, nil, "Hello, World!\n", ""},
+		{"absent path info is / (Apache)", []string{"REQUEST_METHOD=GET", "REQUEST_URI=/cgi-bin/app"}, "",
 			200, nil, "Hello, World!\n", ""},
 		{"404", []string{"REQUEST_METHOD=GET", "PATH_INFO=/nope", "REQUEST_URI=/cgi-bin/app/nope"}, "",
 			404, nil, "404 page not found\n", ""},
