@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"iter"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +36,12 @@ func EnvironFromList(list []string) Environ {
 		e.Set(name, value)
 	}
 	return e
+}
+
+// Grow makes room for n more variables, so that a front end that knows
+// roughly how many will come sets them without reallocating.
+func (e *Environ) Grow(n int) {
+	e.kv = slices.Grow(e.kv, 2*n)
 }
 
 // Len reports the number of distinct names.

@@ -127,3 +127,11 @@ func cutShort(out Output, reason string) error {
 	}
 	return err
 }
+
+// SetVariable sets the response header by which an Authorizer passes a
+// variable to the request that follows it: "Variable-NAME: value" (FastCGI
+// specification, section 6.3). It keeps name's case, which Header.Set would
+// change: mod_authnz_fcgi takes the name as written.
+func SetVariable(h http.Header, name, value string) {
+	h["Variable-"+name] = []string{value}
+}

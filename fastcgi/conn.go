@@ -1,0 +1,520 @@
+package fastcgi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// Errors that end a request's context and input streams; context.Cause
+// tells which.
+var (
+	// ErrAborted: the web server sent FCGI_ABORT_REQUEST.
+	ErrAborted = errors.New("fastcgi: request aborted by the web server")
+	// ErrConnClosed: the connection to the web server closed.
+	ErrConnClosed = errors.New("fastcgi: connection to the web server closed")
+	// ErrHandlerTimeout: the request ran longer than HandlerTimeout.
+	ErrHandlerTimeout = errors.New("fastcgi: handler timeout")
+)
+
+// errRequestEnded is what a handler's writes return once its request was
+// answered for it (abort, timeout, closed connection).
+var errRequestEnded = errors.New("fastcgi: request already ended")
+
+// lingerTime bounds how long a connection that must close keeps reading a
+// request body that its handler did not consume, so that the web server
+// reads the response instead of a reset.
+const lingerTime = 2 * time.Second
+
+// writeFlushSize is the buffered output past which a connection writes.
+const writeFlushSize = 64 << 10
+
+// bufPool holds the buffers records are read into and written from, so that
+// an idle connection holds none.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 16<<10)
+	return &b
+}}
+
+// conn is one connection from the web server.
+type conn struct {
+	// Immutable.
+	srv       *Server
+	rwc       net.Conn
+	remote    string
+	log       *slog.Logger
+	responder bridge.Responder
+	ctx       context.Context // cancelled with the connection
+	cancel    context.CancelCauseFunc
+	maxReqs   int
+
+	// Owned by the serve loop.
+	br      *bufio.Reader
+	rr      recordReader
+	bp      *[]byte // rr's buffer, from bufPool while records arrive
+	started bool    // a first record arrived
+
+	// Guarded by mu.
+	mu       sync.Mutex
+	reqs     map[uint16]*request
+	draining bool // close once the last request is done
+	lingerOn bool // the write side is closed: read out what arrives, then close
+	lingerTo time.Time
+	closed   bool
+
+	// The write side, guarded by wmu: every record leaves through wbuf.
+	wmu  sync.Mutex
+	wbuf *[]byte // nil while nothing is buffered
+	werr error   // sticky
+}
+
+func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Responder) *conn {
+	ctx, cancel := context.WithCancelCause(base)
+	remote := "unix"
+	if a := rwc.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		remote = a.String()
+	}
+	c := &conn{
+		srv:       s,
+		rwc:       rwc,
+		remote:    remote,
+		log:       s.logger().With("remote", remote),
+		responder: responder,
+		ctx:       ctx,
+		cancel:    cancel,
+		maxReqs:   orDefault(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
+		reqs:      make(map[uint16]*request),
+	}
+	c.br = bufio.NewReaderSize(rwc, 4096)
+	c.rr.r = c.br
+	return c
+}
+
+// serve is the connection's read loop: it reads records and dispatches
+// them until the connection fails or closes.
+func (c *conn) serve() {
+	defer c.close(nil)
+	defer c.releaseBuffer()
+	for {
+		c.setReadDeadline()
+		if c.bp == nil {
+			c.bp = bufPool.Get().(*[]byte)
+			c.rr.buf = *c.bp
+		}
+		h, content, err := c.rr.next()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.started = true
+		if err := c.handle(h, content); err != nil {
+			c.log.Warn("fastcgi: closing connection: protocol error", "err", err)
+			return
+		}
+		if c.br.Buffered() == 0 {
+			// About to wait for the web server: hold no record buffer.
+			c.releaseBuffer()
+		}
+	}
+}
+
+func (c *conn) releaseBuffer() {
+	if c.bp != nil {
+		*c.bp = c.rr.buf[:0]
+		bufPool.Put(c.bp)
+		c.bp, c.rr.buf = nil, nil
+	}
+}
+
+// readFailed logs why reading stopped, unless it is the web server closing
+// a connection it is done with.
+func (c *conn) readFailed(err error) {
+	c.mu.Lock()
+	quiet := c.closed || c.lingerOn
+	c.mu.Unlock()
+	switch {
+	case quiet, err == io.EOF: // io.EOF: closed between records, the normal end
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Warn("fastcgi: closing connection: read timeout", "err", err)
+	case errors.Is(err, errBadVersion):
+		c.log.Warn("fastcgi: closing connection: bad record", "err", err)
+	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
+	default:
+		c.log.Warn("fastcgi: closing connection: read failed", "err", err)
+	}
+}
+
+// setReadDeadline arms the read timeout that fits what the connection
+// waits for: a request's header block, a body, or the next request.
+func (c *conn) setReadDeadline() {
+	s := c.srv
+	now := time.Now()
+	var d time.Time
+	c.mu.Lock()
+	switch {
+	case c.lingerOn:
+		d = c.lingerTo
+	case len(c.reqs) == 0 && !c.started:
+		d = now.Add(orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout))
+	case len(c.reqs) == 0:
+		d = now.Add(orDefault(s.IdleTimeout, DefaultIdleTimeout))
+	default:
+		for _, r := range c.reqs {
+			var rd time.Time
+			switch {
+			case !r.paramsDone:
+				rd = r.headerDeadline
+			case r.inputOpen():
+				rd = now.Add(orDefault(s.ReadTimeout, DefaultReadTimeout))
+			default:
+				continue
+			}
+			if d.IsZero() || rd.Before(d) {
+				d = rd
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.rwc.SetReadDeadline(d)
+}
+
+// handle dispatches one record. An error is a protocol error: the
+// connection closes.
+func (c *conn) handle(h header, content []byte) error {
+	c.mu.Lock()
+	linger := c.lingerOn
+	c.mu.Unlock()
+	if linger {
+		return nil // the rest of a body no handler will read
+	}
+	if h.ID == 0 {
+		return c.handleManagement(h, content)
+	}
+	if h.Type == typeBeginRequest {
+		return c.begin(h.ID, content)
+	}
+	c.mu.Lock()
+	r := c.reqs[h.ID]
+	c.mu.Unlock()
+	if r == nil {
+		// The spec: ignore records for a request id not in use. This is
+		// also what follows an abort or an early answer.
+		return nil
+	}
+	switch h.Type {
+	case typeParams:
+		return c.params(r, content)
+	case typeStdin, typeData:
+		if !r.paramsDone {
+			return fmt.Errorf("request %d: %s before the end of FCGI_PARAMS", h.ID, h.Type)
+		}
+		s := r.stdin
+		if h.Type == typeData {
+			s = r.data
+		}
+		if s == nil {
+			return nil // DATA for a role that has none: ignored
+		}
+		if len(content) == 0 {
+			s.end()
+			return nil
+		}
+		if err := s.push(content); err != nil && !isRequestOver(err) {
+			return fmt.Errorf("request %d: %w", h.ID, err)
+		}
+		return nil
+	case typeAbortRequest:
+		c.abort(r)
+		return nil
+	}
+	return fmt.Errorf("request %d: unexpected record type %s from the web server", h.ID, h.Type)
+}
+
+func isRequestOver(err error) bool {
+	return errors.Is(err, errRequestDone) || errors.Is(err, ErrAborted) ||
+		errors.Is(err, ErrHandlerTimeout) || errors.Is(err, ErrConnClosed)
+}
+
+func (c *conn) handleManagement(h header, content []byte) error {
+	if h.Type != typeGetValues {
+		c.writeRecords(func(b []byte) []byte { return appendUnknownType(b, h.Type) })
+		return nil
+	}
+	pairs, err := parsePairs(content)
+	if err != nil {
+		return fmt.Errorf("FCGI_GET_VALUES: %w", err)
+	}
+	var body []byte
+	for _, p := range pairs {
+		if v, ok := c.srv.value(p[0], c.maxReqs); ok {
+			body = appendPair(body, p[0], v)
+		}
+	}
+	c.writeRecords(func(b []byte) []byte { return appendRecord(b, typeGetValuesResult, 0, body) })
+	return nil
+}
+
+// value answers one FCGI_GET_VALUES name with the server's real limits.
+func (s *Server) value(name string, maxReqsPerConn int) (string, bool) {
+	maxConns := s.MaxConns
+	if maxConns <= 0 {
+		maxConns = fileLimit()
+	}
+	switch name {
+	case "FCGI_MAX_CONNS":
+		return strconv.Itoa(maxConns), true
+	case "FCGI_MAX_REQS":
+		if s.MaxRequests > 0 {
+			return strconv.Itoa(s.MaxRequests), true
+		}
+		return strconv.Itoa(maxConns * maxReqsPerConn), true
+	case "FCGI_MPXS_CONNS":
+		if maxReqsPerConn > 1 {
+			return "1", true
+		}
+		return "0", true
+	}
+	return "", false
+}
+
+// fileLimit is the open-file limit: the most connections the process can
+// hold when MaxConns sets none.
+func fileLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<20 {
+		return 1 << 20
+	}
+	return int(rl.Cur)
+}
+
+func (c *conn) begin(id uint16, content []byte) error {
+	role, flags, err := parseBeginRequest(content)
+	if err != nil {
+		return fmt.Errorf("request %d: %w", id, err)
+	}
+	c.mu.Lock()
+	_, inUse := c.reqs[id]
+	n := len(c.reqs)
+	c.mu.Unlock()
+	if inUse {
+		return fmt.Errorf("request %d: FCGI_BEGIN_REQUEST for an id in use", id)
+	}
+	var br bridge.Role
+	switch role {
+	case roleResponder:
+		br = bridge.RoleResponder
+	case roleAuthorizer:
+		br = bridge.RoleAuthorizer
+	case roleFilter:
+		br = bridge.RoleFilter
+	default:
+		c.log.Warn("fastcgi: request refused: unknown role", "req_id", id, "role", role)
+		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusUnknownRole) })
+		return nil
+	}
+	if n >= c.maxReqs {
+		c.srv.stats.overloaded.Add(1)
+		c.log.Warn("fastcgi: request refused: too many requests on one connection", "req_id", id, "limit", c.maxReqs)
+		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusOverloaded) })
+		return nil
+	}
+	r := newRequest(c, id, br, flags&flagKeepConn != 0)
+	c.mu.Lock()
+	c.reqs[id] = r
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *conn) params(r *request, content []byte) error {
+	if r.paramsDone {
+		return fmt.Errorf("request %d: FCGI_PARAMS after its end", r.id)
+	}
+	if len(content) > 0 {
+		err := r.pairs.feed(content, r.setParam)
+		if errors.Is(err, errParamsTooLarge) {
+			c.refuse(r, 431, "Request Header Fields Too Large", err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("request %d: FCGI_PARAMS: %w", r.id, err)
+		}
+		return nil
+	}
+	if err := r.pairs.finish(); err != nil {
+		return fmt.Errorf("request %d: FCGI_PARAMS: %w", r.id, err)
+	}
+	r.paramsDone = true
+	if r.role == bridge.RoleAuthorizer {
+		r.stdin.end() // an authorizer gets no body
+	}
+	go r.run()
+	return nil
+}
+
+// refuse answers r with an error status before its handler runs.
+func (c *conn) refuse(r *request, status int, text string, cause error) {
+	c.log.Warn("fastcgi: request refused", "req_id", r.id, "status", status, "err", cause)
+	r.cancel(cause)
+	stream := fmt.Appendf(nil, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%d %s\n", status, text, status, text)
+	c.finish(r, func(b []byte) []byte {
+		b = appendStream(b, typeStdout, r.id, stream)
+		b = appendStream(b, typeStdout, r.id, nil)
+		return appendEndRequest(b, r.id, 0, statusRequestComplete)
+	})
+}
+
+// abort handles FCGI_ABORT_REQUEST: the handler's context is cancelled, its
+// body reads fail, the request ends now and the handler's later output is
+// dropped.
+func (c *conn) abort(r *request) {
+	r.cancel(ErrAborted)
+	r.stdin.fail(ErrAborted)
+	if r.data != nil {
+		r.data.fail(ErrAborted)
+	}
+	c.finish(r, func(b []byte) []byte {
+		b = appendStream(b, typeStdout, r.id, nil)
+		return appendEndRequest(b, r.id, 0, statusRequestComplete)
+	})
+}
+
+// finish ends r on the wire with the records end appends, unless it already
+// ended, and closes the connection when nothing more is to be done on it.
+// The id is released before END_REQUEST leaves: the web server may reuse it
+// as soon as it reads that record.
+func (c *conn) finish(r *request, end func([]byte) []byte) {
+	c.mu.Lock()
+	if c.reqs[r.id] == r {
+		delete(c.reqs, r.id)
+	}
+	closeNow := !r.keepConn || (c.draining && len(c.reqs) == 0)
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	first := !r.ended
+	r.ended = true
+	if first && end != nil {
+		c.appendLocked(end)
+		c.flushLocked()
+	}
+	c.wmu.Unlock()
+
+	switch {
+	case closeNow && r.inputOpen():
+		c.lingerClose()
+	case closeNow:
+		c.close(nil)
+	}
+}
+
+// lingerClose closes the write side, lets the serve loop read what the web
+// server is still sending for a little while, then the loop closes.
+func (c *conn) lingerClose() {
+	c.mu.Lock()
+	c.lingerOn = true
+	c.lingerTo = time.Now().Add(lingerTime)
+	c.mu.Unlock()
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.rwc.SetReadDeadline(c.lingerTo)
+		return
+	}
+	c.close(nil)
+}
+
+// writeRecords appends records to the output and writes them at once.
+func (c *conn) writeRecords(app func([]byte) []byte) {
+	c.wmu.Lock()
+	c.appendLocked(app)
+	c.flushLocked()
+	c.wmu.Unlock()
+}
+
+func (c *conn) appendLocked(app func([]byte) []byte) {
+	if c.wbuf == nil {
+		c.wbuf = bufPool.Get().(*[]byte)
+	}
+	*c.wbuf = app(*c.wbuf)
+}
+
+// flushLocked writes the buffered records. A failed write closes the
+// connection: the web server cannot be told anything any more.
+func (c *conn) flushLocked() {
+	if c.wbuf == nil {
+		return
+	}
+	b := *c.wbuf
+	if c.werr == nil && len(b) > 0 {
+		c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.WriteTimeout, DefaultWriteTimeout)))
+		if _, err := c.rwc.Write(b); err != nil {
+			c.werr = err
+			c.log.Warn("fastcgi: closing connection: write failed", "err", err)
+			go c.close(ErrConnClosed)
+		}
+	}
+	*c.wbuf = b[:0]
+	bufPool.Put(c.wbuf)
+	c.wbuf = nil
+}
+
+// drain closes the connection when it has no request, or marks it to close
+// after its last one (Shutdown).
+func (c *conn) drain() {
+	c.mu.Lock()
+	c.draining = true
+	idle := len(c.reqs) == 0
+	c.mu.Unlock()
+	if idle {
+		c.close(nil)
+	}
+}
+
+// close closes the connection once: every request still open has its
+// context cancelled with cause (ErrConnClosed when nil) and its streams
+// failed.
+func (c *conn) close(cause error) {
+	if cause == nil {
+		cause = ErrConnClosed
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	reqs := make([]*request, 0, len(c.reqs))
+	for _, r := range c.reqs {
+		reqs = append(reqs, r)
+	}
+	clear(c.reqs)
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	for _, r := range reqs {
+		r.ended = true
+	}
+	c.flushLocked()
+	if c.werr == nil {
+		c.werr = ErrConnClosed
+	}
+	c.wmu.Unlock()
+	c.rwc.Close()
+	c.cancel(cause)
+	for _, r := range reqs {
+		r.stdin.fail(cause)
+		if r.data != nil {
+			r.data.fail(cause)
+		}
+	}
+	c.srv.trackConn(c, false)
+}

@@ -1,0 +1,265 @@
+package fastcgi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// request is one FastCGI request on a connection.
+type request struct {
+	// Immutable after newRequest.
+	c              *conn
+	id             uint16
+	role           bridge.Role
+	keepConn       bool
+	ctx            context.Context
+	cancel         context.CancelCauseFunc
+	headerDeadline time.Time
+	stdin          *inStream
+	data           *inStream // FILTER only
+
+	// Owned by the serve loop until paramsDone, then by the handler.
+	pairs      pairDecoder
+	breq       bridge.Request
+	paramsDone bool
+
+	// Guarded by c.wmu.
+	ended       bool // END_REQUEST sent, or nothing may be sent any more
+	wroteOutput bool // STDOUT bytes sent
+	wroteStderr bool // STDERR bytes sent
+	cut         bool // the response is incomplete
+}
+
+func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	s := c.srv
+	limit := orDefault(s.InputBuffer, DefaultInputBuffer)
+	r := &request{
+		c:              c,
+		id:             id,
+		role:           role,
+		keepConn:       keepConn,
+		ctx:            ctx,
+		cancel:         cancel,
+		headerDeadline: time.Now().Add(orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)),
+		stdin:          newInStream(limit),
+		pairs:          newPairDecoder(orDefault(s.MaxParamsBytes, DefaultMaxParamsBytes)),
+	}
+	// nginx's fastcgi_params alone are about 20 variables, with the
+	// request's headers on top.
+	r.breq.Env.Grow(32)
+	r.breq.Role = role
+	r.breq.Body = r.stdin
+	if role == bridge.RoleFilter {
+		r.data = newInStream(limit)
+		r.breq.Data = r.data
+	}
+	r.breq.Stderr = &outStream{r: r, t: typeStderr}
+	return r
+}
+
+// setParam receives one name-value pair of FCGI_PARAMS.
+func (r *request) setParam(name, value string) error {
+	r.breq.Env.Set(name, value)
+	return nil
+}
+
+// inputOpen reports whether the web server still sends body records.
+func (r *request) inputOpen() bool {
+	return r.stdin.open() || (r.data != nil && r.data.open())
+}
+
+// run answers the request: it is the request's goroutine, started when its
+// FCGI_PARAMS end.
+func (r *request) run() {
+	c, s := r.c, r.c.srv
+	returned, slot := false, false
+	var err error
+	defer func() {
+		// Deferred so that it also runs after runtime.Goexit in the
+		// handler.
+		if slot {
+			s.releaseSlot()
+			s.stats.active.Add(-1)
+		}
+		r.done(returned, err)
+	}()
+	if !s.acquireSlot(r.ctx, orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)) {
+		s.stats.overloaded.Add(1)
+		c.log.Warn("fastcgi: request refused: MaxRequests reached", "req_id", r.id, "limit", s.MaxRequests)
+		r.cancel(errOverloaded)
+		returned = true
+		return
+	}
+	slot = true
+	s.requestStarted()
+	if s.HandlerTimeout > 0 {
+		t := time.AfterFunc(s.HandlerTimeout, r.timeout)
+		defer t.Stop()
+	}
+	if s.LogToStderr {
+		r.breq.Log = slog.New(teeHandler{c.log.Handler(), slog.NewTextHandler(r.breq.Stderr, nil)})
+	} else {
+		r.breq.Log = c.log
+	}
+	err = c.responder.Respond(r.ctx, &r.breq, &outStream{r: r, t: typeStdout})
+	returned = true
+}
+
+var errOverloaded = errors.New("fastcgi: overloaded")
+
+// done ends the request after its handler: END_REQUEST after an empty
+// STDOUT, or, when the response was cut short, no END_REQUEST and a closed
+// connection, the only way FastCGI has to say a response is incomplete.
+func (r *request) done(returned bool, err error) {
+	c := r.c
+	r.cancel(errRequestDone)
+	r.stdin.close()
+	if r.data != nil {
+		r.data.close()
+	}
+	overloaded := errors.Is(context.Cause(r.ctx), errOverloaded)
+	c.wmu.Lock()
+	// The bridge marks a cut response through Abort even when the handler
+	// called runtime.Goexit and err never arrives.
+	cut := (r.cut || err != nil) && !r.ended
+	c.wmu.Unlock()
+	if cut {
+		c.log.Warn("fastcgi: closing connection: response cut short", "req_id", r.id, "err", err)
+		c.wmu.Lock()
+		r.ended = true
+		c.wmu.Unlock()
+		c.close(ErrConnClosed)
+		return
+	}
+	c.finish(r, func(b []byte) []byte {
+		if overloaded {
+			return appendEndRequest(b, r.id, 0, statusOverloaded)
+		}
+		b = appendStream(b, typeStdout, r.id, nil)
+		if r.wroteStderr {
+			b = appendStream(b, typeStderr, r.id, nil)
+		}
+		return appendEndRequest(b, r.id, 0, statusRequestComplete)
+	})
+}
+
+// timeout ends a request that ran past HandlerTimeout: 503 when nothing was
+// sent yet, otherwise the response is cut short.
+func (r *request) timeout() {
+	c := r.c
+	c.log.Warn("fastcgi: handler timeout", "req_id", r.id, "timeout", c.srv.HandlerTimeout)
+	r.cancel(ErrHandlerTimeout)
+	r.stdin.fail(ErrHandlerTimeout)
+	if r.data != nil {
+		r.data.fail(ErrHandlerTimeout)
+	}
+	c.wmu.Lock()
+	sent := r.wroteOutput
+	if sent && !r.ended {
+		r.ended = true
+		c.wmu.Unlock()
+		c.close(ErrHandlerTimeout)
+		return
+	}
+	c.wmu.Unlock()
+	c.finish(r, func(b []byte) []byte {
+		b = appendStream(b, typeStdout, r.id, timeoutResponse)
+		b = appendStream(b, typeStdout, r.id, nil)
+		return appendEndRequest(b, r.id, 0, statusRequestComplete)
+	})
+}
+
+var timeoutResponse = []byte("Status: 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n")
+
+// outStream is a request's STDOUT or STDERR: it frames what the handler
+// writes into records on the connection's single writer.
+type outStream struct {
+	r *request
+	t recType
+}
+
+var _ bridge.Output = (*outStream)(nil)
+
+func (o *outStream) Write(p []byte) (int, error) {
+	r, c := o.r, o.r.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if r.ended {
+		return 0, errRequestEnded
+	}
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if o.t == typeStdout {
+		r.wroteOutput = true
+	} else {
+		r.wroteStderr = true
+	}
+	n := len(p)
+	for len(p) > 0 {
+		chunk := p[:min(len(p), writeFlushSize)]
+		p = p[len(chunk):]
+		c.appendLocked(func(b []byte) []byte { return appendStream(b, o.t, r.id, chunk) })
+		if len(*c.wbuf) >= writeFlushSize {
+			c.flushLocked()
+			if c.werr != nil {
+				return n - len(p) - len(chunk), c.werr
+			}
+		}
+	}
+	return n, nil
+}
+
+// Flush writes what is buffered to the web server.
+func (o *outStream) Flush() error {
+	c := o.r.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if o.r.ended {
+		return errRequestEnded
+	}
+	c.flushLocked()
+	return c.werr
+}
+
+// Abort marks the response as cut short (bridge.Aborter).
+func (o *outStream) Abort(error) {
+	c := o.r.c
+	c.wmu.Lock()
+	o.r.cut = true
+	c.wmu.Unlock()
+}
+
+// teeHandler sends log records to two handlers: the server's log and the
+// web server's error log.
+type teeHandler [2]slog.Handler
+
+func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return t[0].Enabled(ctx, l) || t[1].Enabled(ctx, l)
+}
+
+func (t teeHandler) Handle(ctx context.Context, rec slog.Record) error {
+	var errs []error
+	for _, h := range t {
+		if h.Enabled(ctx, rec.Level) {
+			errs = append(errs, h.Handle(ctx, rec.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{t[0].WithAttrs(as), t[1].WithAttrs(as)}
+}
+
+func (t teeHandler) WithGroup(name string) slog.Handler {
+	return teeHandler{t[0].WithGroup(name), t[1].WithGroup(name)}
+}

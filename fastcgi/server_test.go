@@ -1,0 +1,674 @@
+package fastcgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a log destination shared by the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer serves h on a unix socket in a temporary directory and stops
+// the server at the end of the test. configure, when not nil, sets fields.
+func startServer(t *testing.T, h http.Handler, configure func(*Server)) (s *Server, addr string, logs *syncBuffer) {
+	t.Helper()
+	logs = new(syncBuffer)
+	s = &Server{Handler: h, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	if configure != nil {
+		configure(s)
+	}
+	addr = filepath.Join(t.TempDir(), "fcgi.sock")
+	l, err := Listen("unix:"+addr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve = %v, want ErrServerClosed", err)
+		}
+	})
+	return s, addr, logs
+}
+
+// rawConn speaks FastCGI records by hand, for what no client library sends.
+type rawConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// A bound on every read, so that a broken server fails the test
+	// instead of hanging it.
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (rc *rawConn) send(b []byte) {
+	rc.t.Helper()
+	if _, err := rc.c.Write(b); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+// record is one record as read back.
+type record struct {
+	h       header
+	content []byte
+}
+
+func (rc *rawConn) read() (record, error) {
+	hdr := make([]byte, headerLen)
+	if _, err := io.ReadFull(rc.br, hdr); err != nil {
+		return record{}, err
+	}
+	h, err := parseHeader(hdr)
+	if err != nil {
+		return record{}, err
+	}
+	body := make([]byte, int(h.ContentLength)+int(h.PaddingLength))
+	if _, err := io.ReadFull(rc.br, body); err != nil {
+		return record{}, err
+	}
+	return record{h, body[:h.ContentLength]}, nil
+}
+
+func (rc *rawConn) mustRead() record {
+	rc.t.Helper()
+	r, err := rc.read()
+	if err != nil {
+		rc.t.Fatalf("reading a record: %v", err)
+	}
+	return r
+}
+
+// response is what came back for one request id.
+type response struct {
+	stdout, stderr []byte
+	protoStatus    protocolStatus
+	// stdoutEnded and stderrEnded: an empty record closed the stream
+	// before END_REQUEST.
+	stdoutEnded, stderrEnded bool
+}
+
+// readResponses reads records until every id in ids has its END_REQUEST,
+// and fails on a record after the END_REQUEST of its id.
+func (rc *rawConn) readResponses(ids ...uint16) map[uint16]*response {
+	rc.t.Helper()
+	out := make(map[uint16]*response)
+	for _, id := range ids {
+		out[id] = new(response)
+	}
+	ended := map[uint16]bool{}
+	for len(ended) < len(ids) {
+		r := rc.mustRead()
+		resp := out[r.h.ID]
+		if resp == nil || ended[r.h.ID] {
+			rc.t.Fatalf("unexpected %s for request %d", r.h.Type, r.h.ID)
+		}
+		switch r.h.Type {
+		case typeStdout:
+			if resp.stdoutEnded {
+				rc.t.Fatalf("request %d: STDOUT after its end", r.h.ID)
+			}
+			resp.stdout = append(resp.stdout, r.content...)
+			resp.stdoutEnded = len(r.content) == 0
+		case typeStderr:
+			resp.stderr = append(resp.stderr, r.content...)
+			resp.stderrEnded = len(r.content) == 0
+		case typeEndRequest:
+			if len(r.content) != 8 {
+				rc.t.Fatalf("END_REQUEST content %d bytes, want 8", len(r.content))
+			}
+			resp.protoStatus = protocolStatus(r.content[4])
+			ended[r.h.ID] = true
+		default:
+			rc.t.Fatalf("unexpected record %s", r.h.Type)
+		}
+	}
+	return out
+}
+
+// expectClosed reads until the server closes the connection, failing on
+// any record.
+func (rc *rawConn) expectClosed() {
+	rc.t.Helper()
+	r, err := rc.read()
+	if err == nil {
+		rc.t.Fatalf("got %s for request %d, want the connection closed", r.h.Type, r.h.ID)
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+		rc.t.Fatalf("read = %v, want the connection closed", err)
+	}
+}
+
+func beginRecord(id uint16, role uint16, keep bool) []byte {
+	var flags byte
+	if keep {
+		flags = flagKeepConn
+	}
+	body := binary.BigEndian.AppendUint16(nil, role)
+	body = append(body, flags, 0, 0, 0, 0, 0)
+	return appendRecord(nil, typeBeginRequest, id, body)
+}
+
+func paramsRecords(id uint16, env ...string) []byte {
+	var pairs []byte
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		pairs = appendPair(pairs, name, value)
+	}
+	b := appendStream(nil, typeParams, id, pairs)
+	return appendStream(b, typeParams, id, nil)
+}
+
+// request builds a whole Responder request: BEGIN, PARAMS, STDIN.
+func requestRecords(id uint16, keep bool, body string, env ...string) []byte {
+	b := beginRecord(id, roleResponder, keep)
+	b = append(b, paramsRecords(id, env...)...)
+	if body != "" {
+		b = appendStream(b, typeStdin, id, []byte(body))
+	}
+	return appendStream(b, typeStdin, id, nil)
+}
+
+var getHello = []string{"REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_URI=/", "CONTENT_LENGTH="}
+
+func helloHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.Error(w, "Not Found", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "Hello, World!\n")
+	})
+}
+
+const helloStream = "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\n\r\nHello, World!\n"
+
+func TestServeResponder(t *testing.T) {
+	_, addr, _ := startServer(t, helloHandler(), nil)
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", getHello...))
+	got := rc.readResponses(1)[1]
+	if string(got.stdout) != helloStream || !got.stdoutEnded || got.protoStatus != statusRequestComplete {
+		t.Errorf("response = %q ended=%v %s, want %q ended REQUEST_COMPLETE", got.stdout, got.stdoutEnded, got.protoStatus, helloStream)
+	}
+	// The connection was kept: a second request on it.
+	rc.send(requestRecords(1, false, "", append(getHello[:len(getHello):len(getHello)], "REQUEST_URI=/missing")...))
+	got = rc.readResponses(1)[1]
+	if !bytes.HasPrefix(got.stdout, []byte("Status: 404 Not Found\r\n")) {
+		t.Errorf("second response = %q, want a 404", got.stdout)
+	}
+	// Without FCGI_KEEP_CONN the server closes after END_REQUEST.
+	rc.expectClosed()
+}
+
+func TestMultiplexing(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			<-release // held until the fast request has been answered
+			io.WriteString(w, "slow")
+		case "/no-read":
+			// Does not read its body: its bounded input buffer fills.
+			<-release
+			io.WriteString(w, "no-read")
+		default:
+			b, _ := io.ReadAll(r.Body)
+			io.WriteString(w, "fast:"+string(b))
+		}
+	})
+	_, addr, _ := startServer(t, h, func(s *Server) { s.InputBuffer = 1024 })
+	rc := dialRaw(t, addr)
+	var b []byte
+	b = append(b, beginRecord(1, roleResponder, true)...)
+	b = append(b, beginRecord(2, roleResponder, true)...)
+	b = append(b, beginRecord(3, roleResponder, true)...)
+	b = append(b, paramsRecords(1, "REQUEST_METHOD=GET", "REQUEST_URI=/slow")...)
+	b = append(b, paramsRecords(3, "REQUEST_METHOD=POST", "REQUEST_URI=/no-read", "CONTENT_LENGTH=1000")...)
+	b = append(b, appendStream(nil, typeStdin, 3, bytes.Repeat([]byte("x"), 1000))...)
+	b = append(b, paramsRecords(2, "REQUEST_METHOD=POST", "REQUEST_URI=/fast", "CONTENT_LENGTH=4")...)
+	b = append(b, appendStream(nil, typeStdin, 2, []byte("body"))...)
+	b = append(b, appendStream(nil, typeStdin, 2, nil)...)
+	b = append(b, appendStream(nil, typeStdin, 1, nil)...)
+	rc.send(b)
+	fast := rc.readResponses(2)[2]
+	if !bytes.HasSuffix(fast.stdout, []byte("\r\n\r\nfast:body")) {
+		t.Fatalf("fast response = %q", fast.stdout)
+	}
+	close(release)
+	rc.send(appendStream(nil, typeStdin, 3, nil))
+	rest := rc.readResponses(1, 3)
+	if !bytes.HasSuffix(rest[1].stdout, []byte("slow")) || !bytes.HasSuffix(rest[3].stdout, []byte("no-read")) {
+		t.Errorf("responses = %q, %q", rest[1].stdout, rest[3].stdout)
+	}
+	for id, r := range rest {
+		if !r.stdoutEnded {
+			t.Errorf("request %d: END_REQUEST without an empty STDOUT first", id)
+		}
+	}
+}
+
+// TestAbortRequest: FCGI_ABORT_REQUEST cancels the handler's context with
+// ErrAborted, the request ends at once, and the handler's later writes go
+// nowhere: no second END_REQUEST.
+func TestAbortRequest(t *testing.T) {
+	started, finished := make(chan struct{}), make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		if cause := context.Cause(r.Context()); !errors.Is(cause, ErrAborted) {
+			finished <- errors.New("cause = " + cause.Error())
+			return
+		}
+		_, err := io.WriteString(w, strings.Repeat("late ", 10000))
+		finished <- err
+	})
+	_, addr, _ := startServer(t, h, nil)
+	rc := dialRaw(t, addr)
+	b := beginRecord(1, roleResponder, true)
+	b = append(b, paramsRecords(1, "REQUEST_METHOD=GET", "REQUEST_URI=/")...)
+	rc.send(b)
+	<-started
+	rc.send(appendRecord(nil, typeAbortRequest, 1, nil))
+	got := rc.readResponses(1)[1]
+	if len(got.stdout) != 0 || got.protoStatus != statusRequestComplete {
+		t.Errorf("aborted request answered %q %s, want nothing and REQUEST_COMPLETE", got.stdout, got.protoStatus)
+	}
+	if err := <-finished; !errors.Is(err, errRequestEnded) {
+		t.Errorf("handler's write after the abort = %v, want errRequestEnded", err)
+	}
+	// The next record on the connection answers this GET_VALUES: nothing
+	// came in between.
+	var q []byte
+	q = appendPair(q, "FCGI_MPXS_CONNS", "")
+	rc.send(appendRecord(nil, typeGetValues, 0, q))
+	if r := rc.mustRead(); r.h.Type != typeGetValuesResult {
+		t.Errorf("after the abort got %s for request %d, want FCGI_GET_VALUES_RESULT", r.h.Type, r.h.ID)
+	}
+}
+
+// TestConnectionDropCancels: nginx and Apache abort by closing the socket.
+func TestConnectionDropCancels(t *testing.T) {
+	started, cause := make(chan struct{}), make(chan error, 1)
+	bodyErr := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		_, err := io.ReadAll(r.Body) // the body never ends
+		bodyErr <- err
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	})
+	_, addr, _ := startServer(t, h, nil)
+	rc := dialRaw(t, addr)
+	b := beginRecord(1, roleResponder, true)
+	b = append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/")...)
+	b = appendStream(b, typeStdin, 1, []byte("partial"))
+	rc.send(b)
+	<-started
+	rc.c.Close()
+	if err := <-bodyErr; err == nil {
+		t.Errorf("body read after the connection dropped: no error")
+	}
+	if err := <-cause; !errors.Is(err, ErrConnClosed) {
+		t.Errorf("context cause = %v, want ErrConnClosed", err)
+	}
+}
+
+func TestGetValuesAndUnknownType(t *testing.T) {
+	_, addr, _ := startServer(t, helloHandler(), func(s *Server) {
+		s.MaxConns, s.MaxRequests, s.MaxRequestsPerConn = 7, 20, 5
+	})
+	rc := dialRaw(t, addr)
+	var q []byte
+	for _, name := range []string{"FCGI_MAX_CONNS", "FCGI_MPXS_CONNS", "FCGI_UNHEARD_OF"} {
+		q = appendPair(q, name, "")
+	}
+	rc.send(appendRecord(nil, typeGetValues, 0, q))
+	r := rc.mustRead()
+	if r.h.Type != typeGetValuesResult || r.h.ID != 0 {
+		t.Fatalf("answer = %s id %d, want FCGI_GET_VALUES_RESULT id 0", r.h.Type, r.h.ID)
+	}
+	pairs, err := parsePairs(r.content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]string{{"FCGI_MAX_CONNS", "7"}, {"FCGI_MPXS_CONNS", "1"}}
+	if len(pairs) != len(want) || pairs[0] != want[0] || pairs[1] != want[1] {
+		t.Errorf("GET_VALUES_RESULT = %q, want %q", pairs, want)
+	}
+	rc.send(appendRecord(nil, recType(42), 0, []byte("?")))
+	r = rc.mustRead()
+	if r.h.Type != typeUnknownType || len(r.content) != 8 || r.content[0] != 42 {
+		t.Errorf("answer to type 42 = %s %q, want FCGI_UNKNOWN_TYPE naming 42", r.h.Type, r.content)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			<-block
+		}
+		io.WriteString(w, "ok")
+	})
+	_, addr, logs := startServer(t, h, func(s *Server) {
+		s.MaxRequests, s.MaxRequestsPerConn, s.MaxParamsBytes = 2, 2, 512
+	})
+	tests := []struct {
+		name   string
+		send   func(rc *rawConn)
+		id     uint16
+		status protocolStatus
+		stdout string // prefix
+		log    string
+	}{
+		{
+			name: "unknown role",
+			send: func(rc *rawConn) { rc.send(beginRecord(1, 9, true)) },
+			id:   1, status: statusUnknownRole, log: "unknown role",
+		},
+		{
+			name: "params over MaxParamsBytes: 431, connection kept",
+			send: func(rc *rawConn) {
+				rc.send(requestRecords(1, true, "", "REQUEST_METHOD=GET", "HTTP_COOKIE="+strings.Repeat("c", 600)))
+			},
+			id: 1, status: statusRequestComplete, stdout: "Status: 431 ", log: "too large",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			tt.send(rc)
+			got := rc.readResponses(tt.id)[tt.id]
+			if got.protoStatus != tt.status || !strings.HasPrefix(string(got.stdout), tt.stdout) {
+				t.Errorf("answer = %s %q, want %s %q", got.protoStatus, got.stdout, tt.status, tt.stdout)
+			}
+			if !strings.Contains(logs.String(), tt.log) {
+				t.Errorf("log = %q, want it to mention %q", logs.String(), tt.log)
+			}
+			// The connection still serves.
+			rc.send(requestRecords(5, true, "", getHello...))
+			if got := rc.readResponses(5)[5]; !bytes.HasSuffix(got.stdout, []byte("ok")) {
+				t.Errorf("next request on the connection = %q", got.stdout)
+			}
+		})
+	}
+
+	t.Run("too many ids on one connection, then MaxRequests", func(t *testing.T) {
+		rc := dialRaw(t, addr)
+		b := requestRecords(1, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/block")
+		b = append(b, requestRecords(2, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/block")...)
+		b = append(b, beginRecord(3, roleResponder, true)...)
+		rc.send(b)
+		if got := rc.readResponses(3)[3]; got.protoStatus != statusOverloaded {
+			t.Errorf("third id on a connection limited to 2: %s, want FCGI_OVERLOADED", got.protoStatus)
+		}
+		// Two requests block, so MaxRequests (2) is reached: a request
+		// on another connection is refused.
+		other := dialRaw(t, addr)
+		other.send(requestRecords(1, true, "", getHello...))
+		if got := other.readResponses(1)[1]; got.protoStatus != statusOverloaded {
+			t.Errorf("request past MaxRequests: %s, want FCGI_OVERLOADED", got.protoStatus)
+		}
+	})
+}
+
+func TestProtocolErrorsCloseOnlyTheirConnection(t *testing.T) {
+	_, addr, logs := startServer(t, helloHandler(), func(s *Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
+	tests := []struct {
+		name string
+		send []byte
+		log  string
+	}{
+		{"bad version", []byte{2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, "version"},
+		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "version"},
+		{"truncated pair", append(beginRecord(1, roleResponder, true),
+			append(appendRecord(nil, typeParams, 1, []byte{10, 10, 'a'}), appendRecord(nil, typeParams, 1, nil)...)...), "FCGI_PARAMS"},
+		{"begin for an id in use", append(beginRecord(1, roleResponder, true), beginRecord(1, roleResponder, true)...), "in use"},
+		{"stdin before params end", append(beginRecord(1, roleResponder, true), appendRecord(nil, typeStdin, 1, []byte("x"))...), "before the end"},
+		{"a record trickled, then nothing", []byte{1, 1, 0}, "read timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			rc.send(tt.send)
+			rc.expectClosed()
+			good := dialRaw(t, addr)
+			if !strings.Contains(logs.String(), tt.log) {
+				t.Errorf("log = %q, want it to mention %q", logs.String(), tt.log)
+			}
+			good.send(requestRecords(1, true, "", getHello...))
+			if got := good.readResponses(1)[1]; string(got.stdout) != helloStream {
+				t.Errorf("another connection meanwhile = %q", got.stdout)
+			}
+		})
+	}
+}
+
+func TestRequestBodyLimits(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Write(b)
+	})
+	_, addr, _ := startServer(t, h, nil)
+	tests := []struct {
+		name, length, body, want string
+	}{
+		{"body larger than declared is cut", "3", "hello", "hel"},
+		{"no length: read to the end (nginx unbuffered, Apache chunked)", "", "streamed", "streamed"},
+		{"body shorter than declared: 400", "9", "hi", "Status: 400"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			rc.send(requestRecords(1, false, tt.body, "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH="+tt.length))
+			got := string(rc.readResponses(1)[1].stdout)
+			if !strings.HasSuffix(got, "\r\n\r\n"+tt.want) && !strings.HasPrefix(got, tt.want) {
+				t.Errorf("response = %q, want body %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHandlerFaults(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		case "/late-panic":
+			io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+			panic("late boom")
+		case "/hang":
+			<-r.Context().Done()
+			io.WriteString(w, "too late")
+		case "/stderr":
+			io.WriteString(bridge.RequestOf(r).Stderr, "to the error log")
+			io.WriteString(w, "ok")
+		}
+	})
+	_, addr, logs := startServer(t, h, func(s *Server) { s.HandlerTimeout = 300 * time.Millisecond })
+
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/panic"))
+	if got := rc.readResponses(1)[1]; !bytes.HasPrefix(got.stdout, []byte("Status: 500 ")) || bytes.Contains(got.stdout, []byte("boom")) {
+		t.Errorf("panic answer = %q, want a clean 500", got.stdout)
+	}
+	rc.send(requestRecords(2, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/hang"))
+	if got := rc.readResponses(2)[2]; !bytes.HasPrefix(got.stdout, []byte("Status: 503 ")) {
+		t.Errorf("hanging handler answer = %q, want 503 after HandlerTimeout", got.stdout)
+	}
+	rc.send(requestRecords(3, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/stderr"))
+	if got := rc.readResponses(3)[3]; string(got.stderr) != "to the error log" || !got.stderrEnded {
+		t.Errorf("stderr = %q ended=%v, want %q and an empty STDERR", got.stderr, got.stderrEnded, "to the error log")
+	}
+	// A panic after the response started: no END_REQUEST, the connection
+	// closes so that the web server knows the response is incomplete.
+	rc.send(requestRecords(4, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/late-panic"))
+	var out []byte
+	for {
+		r, err := rc.read()
+		if err != nil {
+			break
+		}
+		if r.h.Type == typeEndRequest {
+			t.Fatalf("END_REQUEST after a response cut short")
+		}
+		out = append(out, r.content...)
+	}
+	if !bytes.HasSuffix(out, []byte("partial")) {
+		t.Errorf("cut response = %q, want the part sent", out)
+	}
+	for _, want := range []string{"boom", "handler timeout", "response cut short"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}
+
+func TestShutdownLetsRequestsFinish(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "finished")
+	})
+	s, addr, _ := startServer(t, h, nil)
+	idle := dialRaw(t, addr)
+	busy := dialRaw(t, addr)
+	busy.send(requestRecords(1, true, "", getHello...))
+	<-started
+	// The idle connection is known to the server once it answered.
+	var q []byte
+	q = appendPair(q, "FCGI_MPXS_CONNS", "")
+	idle.send(appendRecord(nil, typeGetValues, 0, q))
+	idle.mustRead()
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	idle.expectClosed()
+	if _, err := net.Dial("unix", addr); err == nil {
+		t.Errorf("dial after Shutdown succeeded")
+	}
+	close(release)
+	if got := busy.readResponses(1)[1]; !bytes.HasSuffix(got.stdout, []byte("finished")) {
+		t.Errorf("in-flight request answered %q", got.stdout)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	busy.expectClosed()
+}
+
+func TestListenUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.sock")
+	l, err := Listen("unix:"+path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if _, err := Listen("unix:"+path, 0); err == nil || !strings.Contains(err.Error(), "listens") {
+		t.Errorf("Listen on a socket in use = %v, want an error", err)
+	}
+	// A stale socket file (nothing listens) is replaced.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	l2, err := Listen("unix:"+path, 0)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	l2.Close()
+	// A regular file is never removed.
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("keep"), 0o644)
+	if _, err := Listen("unix:"+file, 0); err == nil {
+		t.Errorf("Listen over a regular file succeeded")
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep" {
+		t.Errorf("the regular file was changed")
+	}
+	for _, bad := range []string{"unix:", "nonsense", "tcp:nohost"} {
+		if _, err := Listen(bad, 0); err == nil {
+			t.Errorf("Listen(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestWebServerAddrs(t *testing.T) {
+	s := &Server{Handler: helloHandler(), WebServerAddrs: []string{"127.0.0.2"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	l, err := Listen("tcp:127.0.0.1:0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	defer func() { s.Close(); <-done }()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write(requestRecords(1, false, "", getHello...))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("a peer outside FCGI_WEB_SERVER_ADDRS read %d bytes", n)
+	}
+}

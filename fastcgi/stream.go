@@ -1,0 +1,125 @@
+package fastcgi
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// errRequestDone ends the input streams of a request whose handler returned:
+// the serve loop drops what still arrives for it.
+var errRequestDone = errors.New("fastcgi: request already answered")
+
+// inStream carries one input stream of a request (STDIN or DATA) from the
+// connection's serve loop to the handler. It holds at most limit bytes: the
+// serve loop blocks in push when the handler reads slower than the web
+// server sends, which is the only flow control FastCGI has, and the bound is
+// what one slow request can hold up the others on its connection.
+type inStream struct {
+	mu     sync.Mutex
+	cond   sync.Cond // signalled on data, space, end and close
+	buf    []byte    // unread bytes
+	off    int       // read offset into buf
+	limit  int
+	ended  bool  // the empty record arrived: EOF after buf
+	err    error // set by fail: returned to both sides
+	closed bool  // the handler is done with it: push discards
+}
+
+func newInStream(limit int) *inStream {
+	s := &inStream{limit: limit}
+	s.cond.L = &s.mu
+	return s
+}
+
+// push adds p, blocking while the stream is full. It returns an error when
+// the request failed or is over; p is then dropped.
+func (s *inStream) push(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return errors.New("fastcgi: input stream continues after its end")
+	}
+	for len(p) > 0 {
+		for s.err == nil && !s.closed && len(s.buf)-s.off >= s.limit {
+			s.cond.Wait()
+		}
+		if s.err != nil {
+			return s.err
+		}
+		if s.closed {
+			return errRequestDone
+		}
+		if s.off > 0 && s.off == len(s.buf) {
+			s.buf, s.off = s.buf[:0], 0
+		} else if s.off > len(s.buf)/2 {
+			// Reclaim the consumed front before growing.
+			n := copy(s.buf, s.buf[s.off:])
+			s.buf, s.off = s.buf[:n], 0
+		}
+		n := min(len(p), s.limit-(len(s.buf)-s.off))
+		s.buf = append(s.buf, p[:n]...)
+		p = p[n:]
+		s.cond.Broadcast()
+	}
+	return nil
+}
+
+// open reports whether more of the stream is expected from the web server.
+func (s *inStream) open() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.ended && s.err == nil && !s.closed
+}
+
+// end marks the end of the stream: reads return io.EOF once buf is empty.
+func (s *inStream) end() {
+	s.mu.Lock()
+	s.ended = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// fail makes both sides return err from now on; buffered bytes are dropped.
+func (s *inStream) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.buf, s.off = nil, 0
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// close is the handler's side being done: later pushes are discarded and
+// the buffer is freed.
+func (s *inStream) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.buf, s.off = nil, 0
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+func (s *inStream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if s.err != nil {
+			return 0, s.err
+		}
+		if s.off < len(s.buf) {
+			n := copy(p, s.buf[s.off:])
+			s.off += n
+			s.cond.Broadcast()
+			return n, nil
+		}
+		if s.ended || s.closed {
+			return 0, io.EOF
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		s.cond.Wait()
+	}
+}
