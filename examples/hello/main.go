@@ -1,10 +1,9 @@
 // Command hello is the smallest cgirun program: "/" answers
-// "Hello, World!", every other path 404 "Not Found". Built once, the binary
-// is a CGI program: copy it into Apache's cgi-bin, or run it by hand with a
-// CGI environment:
-//
-//	go build -o hello ./examples/hello
-//	GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET PATH_INFO=/ ./hello
+// "Hello, World!", every other path 404 "Not Found". The one binary serves
+// whatever gateway it is started behind (see cgirun.Run): copy it into
+// Apache's cgi-bin, let mod_fcgid or systemd start it, point nginx's
+// fastcgi_pass at CGIRUN_FASTCGI=unix:/run/hello.sock, or run it alone for
+// plain HTTP on 127.0.0.1:8080.
 package main
 
 import (
@@ -13,11 +12,11 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/cgirun/cgirun/cgi"
+	"github.com/cgirun/cgirun"
 )
 
 // handler answers "/" and nothing else. It sees the path below its mount
-// point, so it works unchanged at /cgi-bin/hello/.
+// point, so it works unchanged at /cgi-bin/hello/ and at the root of nginx.
 func handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -30,12 +29,7 @@ func handler() http.Handler {
 }
 
 func main() {
-	if !cgi.IsCGI() {
-		fmt.Fprintln(os.Stderr, "hello: not started as a CGI program (GATEWAY_INTERFACE is not set); try:\n"+
-			"  GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET PATH_INFO=/ hello")
-		os.Exit(2)
-	}
-	if err := cgi.Serve(handler()); err != nil {
+	if err := cgirun.Run(handler()); err != nil {
 		fmt.Fprintln(os.Stderr, "hello:", err)
 		os.Exit(1)
 	}

@@ -1,6 +1,5 @@
 // Command testapp is the handler the integration tests put behind real web
-// servers. Run by a web server as a CGI program (GATEWAY_INTERFACE set), it
-// answers one request through cgi.Serve.
+// servers, started through cgirun.Run like any cgirun program.
 //
 //	/              "Hello, World!\n"
 //	/echo/...      method, path, query, the X-Raw header and the body,
@@ -8,17 +7,33 @@
 //	               back in the X-Echo-Raw response header
 //	/stream?wait=F "first\n", flushed; then, once file F exists, "second\n"
 //	/env           the raw CGI variables, one NAME=value a line
+//	/upload        reads the body to its end without holding it; answers
+//	               its length and SHA-256
+//	/download?n=N  N bytes of 'x', streamed
+//	/slow?mark=F   streams a line every 10 ms until its context ends, then
+//	               writes the context's cause into file F
+//	/private/...   "private" (behind an authorizer)
+//
+// As a FastCGI Authorizer it allows REMOTE_USER alice (or a request whose
+// Authorization header is "Bearer good") and passes Variable-USER_LEVEL;
+// it denies everyone else with 403.
+//
+// Any other way it is started, it serves through cgirun.Run.
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/cgirun/cgirun"
 	"github.com/cgirun/cgirun/bridge"
-	"github.com/cgirun/cgirun/cgi"
 )
 
 func handler() http.Handler {
@@ -58,21 +73,80 @@ func handler() http.Handler {
 		}
 		io.WriteString(w, "second\n")
 	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	})
+	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil {
+			http.Error(w, "n: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for n > 0 {
+			k := min(n, int64(len(chunk)))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Accel-Buffering", "no")
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-r.Context().Done():
+				os.WriteFile(r.URL.Query().Get("mark"), []byte(context.Cause(r.Context()).Error()), 0o644)
+				return
+			case <-t.C:
+			}
+			fmt.Fprintf(w, "line %d\n", i)
+			http.NewResponseController(w).Flush()
+			if i > 3000 { // 30 s: a bound for a test gone wrong
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/private/", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "private")
+	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		for name, value := range bridge.EnvironOf(r).All() {
 			fmt.Fprintf(w, "%s=%s\n", name, value)
 		}
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if req := bridge.RequestOf(r); req != nil && req.Role == bridge.RoleAuthorizer {
+			authorize(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func authorize(w http.ResponseWriter, r *http.Request) {
+	env := bridge.EnvironOf(r)
+	if env.Get("REMOTE_USER") == "alice" || r.Header.Get("Authorization") == "Bearer good" {
+		bridge.SetVariable(w.Header(), "USER_LEVEL", "admin")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	http.Error(w, "Forbidden", http.StatusForbidden)
 }
 
 func main() {
-	if !cgi.IsCGI() {
-		fmt.Fprintln(os.Stderr, "testapp: not started as a CGI program")
-		os.Exit(2)
-	}
-	if err := cgi.Serve(handler()); err != nil {
+	if err := cgirun.Run(handler()); err != nil {
 		fmt.Fprintln(os.Stderr, "testapp:", err)
 		os.Exit(1)
 	}
