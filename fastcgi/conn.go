@@ -59,8 +59,10 @@ type conn struct {
 	cancel    context.CancelCauseFunc
 	maxReqs   int
 
-	// Owned by the serve loop.
-	br      *bufio.Reader
+	// Owned by the serve loop. While the connection waits for the web
+	// server it holds neither br nor bp: an idle connection costs little
+	// more than its goroutine.
+	br      *bufio.Reader // from readerPool while records arrive
 	rr      recordReader
 	bp      *[]byte // rr's buffer, from bufPool while records arrive
 	started bool    // a first record arrived
@@ -96,8 +98,6 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		maxReqs:   orDefault(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
 		reqs:      make(map[uint16]*request),
 	}
-	c.br = bufio.NewReaderSize(rwc, 4096)
-	c.rr.r = c.br
 	return c
 }
 
@@ -105,14 +105,29 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 // them until the connection fails or closes.
 func (c *conn) serve() {
 	defer c.close(nil)
-	defer c.releaseBuffer()
+	defer c.releaseBuffers()
 	for {
 		c.setReadDeadline()
+		if c.br == nil {
+			// Idle: the header comes straight from the socket, then a
+			// buffered reader takes the rest of the burst.
+			c.rr.r = c.rwc
+		}
+		h, err := c.rr.readHeader()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.br == nil {
+			c.br = readerPool.Get().(*bufio.Reader)
+			c.br.Reset(c.rwc)
+			c.rr.r = c.br
+		}
 		if c.bp == nil {
 			c.bp = bufPool.Get().(*[]byte)
 			c.rr.buf = *c.bp
 		}
-		h, content, err := c.rr.next()
+		content, err := c.rr.readContent(h)
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -123,17 +138,24 @@ func (c *conn) serve() {
 			return
 		}
 		if c.br.Buffered() == 0 {
-			// About to wait for the web server: hold no record buffer.
-			c.releaseBuffer()
+			// About to wait for the web server.
+			c.releaseBuffers()
 		}
 	}
 }
 
-func (c *conn) releaseBuffer() {
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+func (c *conn) releaseBuffers() {
 	if c.bp != nil {
 		*c.bp = c.rr.buf[:0]
 		bufPool.Put(c.bp)
 		c.bp, c.rr.buf = nil, nil
+	}
+	if c.br != nil {
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.br = nil
 	}
 }
 

@@ -23,6 +23,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(childServeEnv); addr != "" {
+		serveChild(addr)
+	}
 	goleak.VerifyTestMain(m)
 }
 

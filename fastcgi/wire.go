@@ -209,16 +209,32 @@ func newRecordReader(r io.Reader) *recordReader {
 // the next call. next returns io.EOF when the input ends between records,
 // and an error wrapping io.ErrUnexpectedEOF when it ends inside one.
 func (rr *recordReader) next() (header, []byte, error) {
-	if _, err := io.ReadFull(rr.r, rr.hdr[:]); err != nil {
-		if err == io.EOF { // nothing read: the end between records
-			return header{}, nil, err
-		}
-		return header{}, nil, fmt.Errorf("fastcgi: reading record header: %w", err)
-	}
-	h, err := parseHeader(rr.hdr[:])
+	h, err := rr.readHeader()
 	if err != nil {
 		return header{}, nil, err
 	}
+	content, err := rr.readContent(h)
+	if err != nil {
+		return header{}, nil, err
+	}
+	return h, content, nil
+}
+
+// readHeader is next's first half: it reads a record header, and needs no
+// buffer.
+func (rr *recordReader) readHeader() (header, error) {
+	if _, err := io.ReadFull(rr.r, rr.hdr[:]); err != nil {
+		if err == io.EOF { // nothing read: the end between records
+			return header{}, err
+		}
+		return header{}, fmt.Errorf("fastcgi: reading record header: %w", err)
+	}
+	return parseHeader(rr.hdr[:])
+}
+
+// readContent is next's second half: it reads the content and padding that
+// h announces into buf.
+func (rr *recordReader) readContent(h header) ([]byte, error) {
 	n := int(h.ContentLength) + int(h.PaddingLength)
 	if cap(rr.buf) < n {
 		rr.buf = make([]byte, maxContent+maxPad)
@@ -227,9 +243,9 @@ func (rr *recordReader) next() (header, []byte, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return header{}, nil, fmt.Errorf("fastcgi: reading %s record: got %d of %d content and padding bytes: %w", h.Type, got, n, err)
+		return nil, fmt.Errorf("fastcgi: reading %s record: got %d of %d content and padding bytes: %w", h.Type, got, n, err)
 	}
-	return h, rr.buf[:h.ContentLength], nil
+	return rr.buf[:h.ContentLength], nil
 }
 
 // appendPair appends a name-value pair. A length field holds at most
