@@ -180,10 +180,18 @@ func (c *conn) readFailed(err error) {
 // setReadDeadline arms the read timeout that fits what the connection
 // waits for: a request's header block, a body, or the next request.
 func (c *conn) setReadDeadline() {
+	c.mu.Lock()
+	c.setReadDeadlineLocked()
+	c.mu.Unlock()
+}
+
+// setReadDeadlineLocked is setReadDeadline with c.mu held: a request that
+// ends re-arms the idle timeout under the same lock, so that the serve
+// loop cannot undo it.
+func (c *conn) setReadDeadlineLocked() {
 	s := c.srv
 	now := time.Now()
 	var d time.Time
-	c.mu.Lock()
 	switch {
 	case c.lingerOn:
 		d = c.lingerTo
@@ -207,7 +215,6 @@ func (c *conn) setReadDeadline() {
 			}
 		}
 	}
-	c.mu.Unlock()
 	c.rwc.SetReadDeadline(d)
 }
 
@@ -421,6 +428,9 @@ func (c *conn) finish(r *request, end func([]byte) []byte) {
 		delete(c.reqs, r.id)
 	}
 	closeNow := !r.keepConn || (c.draining && len(c.reqs) == 0)
+	if !closeNow && !c.closed {
+		c.setReadDeadlineLocked() // the idle timeout, when r was the last
+	}
 	c.mu.Unlock()
 
 	c.wmu.Lock()

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(childServeEnv); addr != "" {
 		serveChild(addr)
 	}
+	if how := os.Getenv(childListenEnv); how != "" {
+		serveInherited(how)
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -673,5 +676,103 @@ func TestWebServerAddrs(t *testing.T) {
 	c.Write(requestRecords(1, false, "", getHello...))
 	if n, err := c.Read(make([]byte, 1)); err == nil {
 		t.Errorf("a peer outside FCGI_WEB_SERVER_ADDRS read %d bytes", n)
+	}
+}
+
+func TestIdleTimeoutClosesKeptConnection(t *testing.T) {
+	_, addr, _ := startServer(t, helloHandler(), func(s *Server) { s.IdleTimeout = 100 * time.Millisecond })
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", getHello...))
+	rc.readResponses(1)
+	rc.expectClosed() // within IdleTimeout, quietly
+}
+
+func TestQueueRequests(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		if r.URL.Path == "/block" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	s, addr, _ := startServer(t, h, func(s *Server) { s.MaxRequests, s.QueueRequests = 1, true })
+	first := dialRaw(t, addr)
+	first.send(requestRecords(1, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/block"))
+	<-started
+	second := dialRaw(t, addr)
+	second.send(requestRecords(1, true, "", getHello...))
+	// The second request waits for the slot instead of FCGI_OVERLOADED.
+	close(release)
+	for _, rc := range []*rawConn{first, second} {
+		if got := rc.readResponses(1)[1]; got.protoStatus != statusRequestComplete || !bytes.HasSuffix(got.stdout, []byte("ok")) {
+			t.Errorf("answer = %s %q, want REQUEST_COMPLETE ok", got.protoStatus, got.stdout)
+		}
+	}
+	if st := s.Stats(); st.Overloaded != 0 || st.Requests != 2 || st.MaxActive != 1 {
+		t.Errorf("Stats = %+v, want 2 requests, MaxActive 1, none overloaded", st)
+	}
+}
+
+func TestLogToStderr(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic("visible in nginx's error log") })
+	_, addr, logs := startServer(t, h, func(s *Server) { s.LogToStderr = true })
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", getHello...))
+	got := rc.readResponses(1)[1]
+	if !strings.Contains(string(got.stderr), "visible in nginx's error log") || !got.stderrEnded {
+		t.Errorf("STDERR = %q ended=%v, want the panic's log line", got.stderr, got.stderrEnded)
+	}
+	if !strings.Contains(logs.String(), "visible in nginx's error log") {
+		t.Errorf("the server's own log lacks the line")
+	}
+}
+
+func TestShutdownDeadlineThenClose(t *testing.T) {
+	started := make(chan struct{})
+	cause := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	})
+	s, addr, _ := startServer(t, h, nil)
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", getHello...))
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a grace period already over
+	if err := s.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown with an ended context = %v, want context.Canceled", err)
+	}
+	s.Close()
+	if err := <-cause; !errors.Is(err, errServerClosing) {
+		t.Errorf("handler's context cause after Close = %v, want the server closing", err)
+	}
+	rc.expectClosed()
+}
+
+func TestWriteTimeout(t *testing.T) {
+	done := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+	})
+	_, addr, logs := startServer(t, h, func(s *Server) { s.WriteTimeout = 100 * time.Millisecond })
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", getHello...))
+	// The web server never reads: the write times out, the handler's
+	// writes fail and the connection closes.
+	if err := <-done; err == nil {
+		t.Errorf("handler writes kept succeeding")
+	}
+	if !strings.Contains(logs.String(), "write failed") {
+		t.Errorf("log = %q, want the failed write", logs.String())
 	}
 }
