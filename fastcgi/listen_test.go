@@ -164,4 +164,3 @@ func TestIsListeningSocket(t *testing.T) {
 		t.Errorf("InheritedListener(pipe) succeeded")
 	}
 }
-
