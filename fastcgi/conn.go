@@ -70,7 +70,8 @@ type conn struct {
 	// Guarded by mu.
 	mu       sync.Mutex
 	reqs     map[uint16]*request
-	draining bool // close once the last request is done
+	draining bool      // close once the last request is done
+	drainTo  time.Time // when an idle draining connection closes
 	lingerOn bool // the write side is closed: read out what arrives, then close
 	lingerTo time.Time
 	closed   bool
@@ -163,7 +164,7 @@ func (c *conn) releaseBuffers() {
 // a connection it is done with.
 func (c *conn) readFailed(err error) {
 	c.mu.Lock()
-	quiet := c.closed || c.lingerOn
+	quiet := c.closed || c.lingerOn || (c.draining && len(c.reqs) == 0)
 	c.mu.Unlock()
 	switch {
 	case quiet, err == io.EOF: // io.EOF: closed between records, the normal end
@@ -195,6 +196,8 @@ func (c *conn) setReadDeadlineLocked() {
 	switch {
 	case c.lingerOn:
 		d = c.lingerTo
+	case c.draining && len(c.reqs) == 0:
+		d = c.drainTo
 	case len(c.reqs) == 0 && !c.started:
 		d = now.Add(orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout))
 	case len(c.reqs) == 0:
@@ -499,15 +502,20 @@ func (c *conn) flushLocked() {
 	c.wbuf = nil
 }
 
-// drain closes the connection when it has no request, or marks it to close
-// after its last one (Shutdown).
+// drainGrace is how long Shutdown leaves an idle connection open for a
+// request the web server may have sent on it just before: a kept
+// connection in nginx's pool can carry one at any moment.
+const drainGrace = 50 * time.Millisecond
+
+// drain makes the connection close after its last request (Shutdown). An
+// idle one gets drainGrace to show a request already on its way.
 func (c *conn) drain() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.draining = true
-	idle := len(c.reqs) == 0
-	c.mu.Unlock()
-	if idle {
-		c.close(nil)
+	c.drainTo = time.Now().Add(drainGrace)
+	if len(c.reqs) == 0 && !c.closed {
+		c.setReadDeadlineLocked()
 	}
 }
 

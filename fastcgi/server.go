@@ -111,6 +111,8 @@ type Server struct {
 	idleWait  chan struct{} // closed when conns becomes empty during Shutdown
 	slots     chan struct{} // MaxRequests semaphore; nil without a bound
 	connSlots chan struct{} // MaxConns semaphore; nil without a bound
+	closing   chan struct{} // closed by Shutdown and Close
+	closeOnce sync.Once
 	initOnce  sync.Once
 }
 
@@ -156,6 +158,7 @@ func (s *Server) init() {
 		if s.MaxConns > 0 {
 			s.connSlots = make(chan struct{}, s.MaxConns)
 		}
+		s.closing = make(chan struct{})
 	})
 }
 
@@ -208,7 +211,11 @@ func (s *Server) Serve(l net.Listener) error {
 	var delay time.Duration // backoff after temporary accept errors
 	for {
 		if s.connSlots != nil {
-			s.connSlots <- struct{}{}
+			select {
+			case s.connSlots <- struct{}{}:
+			case <-s.closing:
+				return ErrServerClosed
+			}
 		}
 		rwc, err := l.Accept()
 		if err != nil {
@@ -306,7 +313,7 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 // ctx.Err() and the remaining connections stay open: call Close to cut
 // them. Once Shutdown has been called, Serve returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.inShutdown.Store(true)
+	s.startClosing()
 	s.mu.Lock()
 	s.closeListenersLocked()
 	var wait chan struct{}
@@ -339,7 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // flight have their contexts cancelled and get no answer. Use Shutdown to
 // let them finish.
 func (s *Server) Close() error {
-	s.inShutdown.Store(true)
+	s.startClosing()
 	s.mu.Lock()
 	err := s.closeListenersLocked()
 	conns := make([]*conn, 0, len(s.conns))
@@ -354,6 +361,12 @@ func (s *Server) Close() error {
 }
 
 var errServerClosing = errors.New("fastcgi: server closed")
+
+func (s *Server) startClosing() {
+	s.init()
+	s.inShutdown.Store(true)
+	s.closeOnce.Do(func() { close(s.closing) })
+}
 
 func (s *Server) closeListenersLocked() error {
 	var err error

@@ -776,3 +776,24 @@ func TestWriteTimeout(t *testing.T) {
 		t.Errorf("log = %q, want the failed write", logs.String())
 	}
 }
+
+// TestMaxConns: a connection past MaxConns waits in the listener's backlog
+// until one closes; a server stopped while full still returns from Serve
+// (startServer's cleanup waits for it).
+func TestMaxConns(t *testing.T) {
+	s, addr, _ := startServer(t, helloHandler(), func(s *Server) { s.MaxConns = 1 })
+	a := dialRaw(t, addr)
+	a.send(requestRecords(1, true, "", getHello...))
+	a.readResponses(1)
+	b := dialRaw(t, addr) // connects: the kernel's backlog holds it
+	b.send(requestRecords(1, true, "", getHello...))
+	a.c.Close()
+	if got := b.readResponses(1)[1]; string(got.stdout) != helloStream {
+		t.Errorf("the waiting connection got %q", got.stdout)
+	}
+	if st := s.Stats(); st.AcceptedConns != 2 {
+		t.Errorf("AcceptedConns = %d, want 2", st.AcceptedConns)
+	}
+	// b holds the only slot while Serve waits for another: Close must
+	// still stop Serve.
+}
