@@ -255,8 +255,8 @@ func (c *conn) handle(h header, content []byte) error {
 		if h.Type == typeData {
 			s = r.data
 		}
-		if s == nil {
-			return nil // DATA for a role that has none: ignored
+		if s == nil || (h.Type == typeStdin && r.role == bridge.RoleAuthorizer) {
+			return nil // a stream the role does not have: ignored
 		}
 		if len(content) == 0 {
 			s.end()

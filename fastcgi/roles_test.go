@@ -129,6 +129,8 @@ func TestAuthorizerVariableBytes(t *testing.T) {
 	rc := dialRaw(t, addr)
 	b := beginRecord(1, roleAuthorizer, false)
 	b = append(b, paramsRecords(1, "REQUEST_METHOD=GET", "REQUEST_URI=/", "REMOTE_USER=alice", "REMOTE_PASSWD=secret")...)
+	// An authorizer has no body; STDIN sent anyway is ignored.
+	b = appendStream(b, typeStdin, 1, []byte("ignored"))
 	rc.send(append(b, appendStream(nil, typeStdin, 1, nil)...))
 	got := rc.readResponses(1)[1]
 	if !bytes.Contains(got.stdout, []byte("\r\nVariable-USER_LEVEL: admin\r\n")) || !bytes.HasPrefix(got.stdout, []byte("Status: 200 OK\r\n")) {

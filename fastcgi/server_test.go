@@ -797,3 +797,22 @@ func TestMaxConns(t *testing.T) {
 	// b holds the only slot while Serve waits for another: Close must
 	// still stop Serve.
 }
+
+func TestWebServerAddrsFromEnvironment(t *testing.T) {
+	tests := []struct {
+		env     string
+		wantErr bool
+		want    int
+	}{
+		{"127.0.0.1, ::1", false, 2},
+		{"not-an-ip", true, 0},
+		{"", false, 0},
+	}
+	for _, tt := range tests {
+		t.Setenv("FCGI_WEB_SERVER_ADDRS", tt.env)
+		got, err := (&Server{}).allowedPeers()
+		if (err != nil) != tt.wantErr || len(got) != tt.want {
+			t.Errorf("FCGI_WEB_SERVER_ADDRS=%q: %v, %v; want %d addresses, error %v", tt.env, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
