@@ -2,6 +2,7 @@ package fastcgi
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,19 +24,27 @@ var nginxHello = []string{
 	"HTTP_ACCEPT=*/*",
 }
 
-// benchServe measures one request on a kept connection to a server serving
-// on l, from a client that allocates nothing.
-func benchServe(b *testing.B, addr string) {
+// benchServe measures one request to a server serving on addr: on one kept
+// connection, or on a new connection each (nginx's default, no
+// fastcgi_keep_conn). The client allocates nothing on a kept connection.
+func benchServe(b *testing.B, addr string, keep bool) {
 	c, err := net.Dial("unix", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	req := requestRecords(1, true, "", nginxHello...)
+	defer func() { c.Close() }()
+	req := requestRecords(1, keep, "", nginxHello...)
 	br := bufio.NewReaderSize(c, 64<<10)
 	hdr := make([]byte, headerLen)
 	b.ReportAllocs()
 	for b.Loop() {
+		if !keep {
+			c.Close()
+			if c, err = net.Dial("unix", addr); err != nil {
+				b.Fatal(err)
+			}
+			br.Reset(c)
+		}
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
 		}
@@ -61,6 +70,12 @@ func benchServe(b *testing.B, addr string) {
 // request, handler and client, in one run. Target: at least 1.5x the
 // requests per second and at most half the allocations.
 func BenchmarkServe(b *testing.B) {
+	for _, keep := range []bool{true, false} {
+		b.Run(fmt.Sprintf("keepconn=%v", keep), func(b *testing.B) { benchServeBoth(b, keep) })
+	}
+}
+
+func benchServeBoth(b *testing.B, keep bool) {
 	h := helloHandler()
 	b.Run("impl=cgirun", func(b *testing.B) {
 		addr := filepath.Join(b.TempDir(), "s")
@@ -71,7 +86,7 @@ func BenchmarkServe(b *testing.B) {
 		s := &Server{Handler: h, Logger: slog.New(slog.DiscardHandler)}
 		done := make(chan error, 1)
 		go func() { done <- s.Serve(l) }()
-		benchServe(b, addr)
+		benchServe(b, addr, keep)
 		s.Close()
 		<-done
 	})
@@ -83,7 +98,7 @@ func BenchmarkServe(b *testing.B) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- stdfcgi.Serve(l, h) }()
-		benchServe(b, addr)
+		benchServe(b, addr, keep)
 		l.Close()
 		<-done
 	})

@@ -53,7 +53,6 @@ type conn struct {
 	srv       *Server
 	rwc       net.Conn
 	remote    string
-	log       *slog.Logger
 	responder bridge.Responder
 	ctx       context.Context // cancelled with the connection
 	cancel    context.CancelCauseFunc
@@ -72,9 +71,12 @@ type conn struct {
 	reqs     map[uint16]*request
 	draining bool      // close once the last request is done
 	drainTo  time.Time // when an idle draining connection closes
-	lingerOn bool // the write side is closed: read out what arrives, then close
+	lingerOn bool      // the write side is closed: read out what arrives, then close
 	lingerTo time.Time
 	closed   bool
+
+	logOnce sync.Once
+	logger  *slog.Logger // the server's, with remote; built on first use
 
 	// The write side, guarded by wmu: every record leaves through wbuf.
 	wmu  sync.Mutex
@@ -92,7 +94,6 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		srv:       s,
 		rwc:       rwc,
 		remote:    remote,
-		log:       s.logger().With("remote", remote),
 		responder: responder,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -100,6 +101,13 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		reqs:      make(map[uint16]*request),
 	}
 	return c
+}
+
+// log returns the server's logger with the connection's remote address. It
+// is built on first use: most connections log nothing.
+func (c *conn) log() *slog.Logger {
+	c.logOnce.Do(func() { c.logger = c.srv.logger().With("remote", c.remote) })
+	return c.logger
 }
 
 // serve is the connection's read loop: it reads records and dispatches
@@ -135,7 +143,7 @@ func (c *conn) serve() {
 		}
 		c.started = true
 		if err := c.handle(h, content); err != nil {
-			c.log.Warn("fastcgi: closing connection: protocol error", "err", err)
+			c.log().Warn("fastcgi: closing connection: protocol error", "err", err)
 			return
 		}
 		if c.br.Buffered() == 0 {
@@ -169,12 +177,12 @@ func (c *conn) readFailed(err error) {
 	switch {
 	case quiet, err == io.EOF: // io.EOF: closed between records, the normal end
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.log.Warn("fastcgi: closing connection: read timeout", "err", err)
+		c.log().Warn("fastcgi: closing connection: read timeout", "err", err)
 	case errors.Is(err, errBadVersion):
-		c.log.Warn("fastcgi: closing connection: bad record", "err", err)
+		c.log().Warn("fastcgi: closing connection: bad record", "err", err)
 	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET):
 	default:
-		c.log.Warn("fastcgi: closing connection: read failed", "err", err)
+		c.log().Warn("fastcgi: closing connection: read failed", "err", err)
 	}
 }
 
@@ -351,13 +359,13 @@ func (c *conn) begin(id uint16, content []byte) error {
 	case roleFilter:
 		br = bridge.RoleFilter
 	default:
-		c.log.Warn("fastcgi: request refused: unknown role", "req_id", id, "role", role)
+		c.log().Warn("fastcgi: request refused: unknown role", "req_id", id, "role", role)
 		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusUnknownRole) })
 		return nil
 	}
 	if n >= c.maxReqs {
 		c.srv.stats.overloaded.Add(1)
-		c.log.Warn("fastcgi: request refused: too many requests on one connection", "req_id", id, "limit", c.maxReqs)
+		c.log().Warn("fastcgi: request refused: too many requests on one connection", "req_id", id, "limit", c.maxReqs)
 		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusOverloaded) })
 		return nil
 	}
@@ -396,7 +404,7 @@ func (c *conn) params(r *request, content []byte) error {
 
 // refuse answers r with an error status before its handler runs.
 func (c *conn) refuse(r *request, status int, text string, cause error) {
-	c.log.Warn("fastcgi: request refused", "req_id", r.id, "status", status, "err", cause)
+	c.log().Warn("fastcgi: request refused", "req_id", r.id, "status", status, "err", cause)
 	r.cancel(cause)
 	stream := fmt.Appendf(nil, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%d %s\n", status, text, status, text)
 	c.finish(r, func(b []byte) []byte {
@@ -493,7 +501,7 @@ func (c *conn) flushLocked() {
 		c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.WriteTimeout, DefaultWriteTimeout)))
 		if _, err := c.rwc.Write(b); err != nil {
 			c.werr = err
-			c.log.Warn("fastcgi: closing connection: write failed", "err", err)
+			c.log().Warn("fastcgi: closing connection: write failed", "err", err)
 			go c.close(ErrConnClosed)
 		}
 	}

@@ -90,7 +90,7 @@ func (r *request) run() {
 	}()
 	if !s.acquireSlot(r.ctx, orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)) {
 		s.stats.overloaded.Add(1)
-		c.log.Warn("fastcgi: request refused: MaxRequests reached", "req_id", r.id, "limit", s.MaxRequests)
+		c.log().Warn("fastcgi: request refused: MaxRequests reached", "req_id", r.id, "limit", s.MaxRequests)
 		r.cancel(errOverloaded)
 		returned = true
 		return
@@ -102,9 +102,7 @@ func (r *request) run() {
 		defer t.Stop()
 	}
 	if s.LogToStderr {
-		r.breq.Log = slog.New(teeHandler{c.log.Handler(), slog.NewTextHandler(r.breq.Stderr, nil)})
-	} else {
-		r.breq.Log = c.log
+		r.breq.Log = slog.New(teeHandler{c.log().Handler(), slog.NewTextHandler(r.breq.Stderr, nil)})
 	}
 	err = c.responder.Respond(r.ctx, &r.breq, &outStream{r: r, t: typeStdout})
 	returned = true
@@ -129,7 +127,7 @@ func (r *request) done(returned bool, err error) {
 	cut := (r.cut || err != nil) && !r.ended
 	c.wmu.Unlock()
 	if cut {
-		c.log.Warn("fastcgi: closing connection: response cut short", "req_id", r.id, "err", err)
+		c.log().Warn("fastcgi: closing connection: response cut short", "req_id", r.id, "err", err)
 		c.wmu.Lock()
 		r.ended = true
 		c.wmu.Unlock()
@@ -152,7 +150,7 @@ func (r *request) done(returned bool, err error) {
 // sent yet, otherwise the response is cut short.
 func (r *request) timeout() {
 	c := r.c
-	c.log.Warn("fastcgi: handler timeout", "req_id", r.id, "timeout", c.srv.HandlerTimeout)
+	c.log().Warn("fastcgi: handler timeout", "req_id", r.id, "timeout", c.srv.HandlerTimeout)
 	r.cancel(ErrHandlerTimeout)
 	r.stdin.fail(ErrHandlerTimeout)
 	if r.data != nil {
