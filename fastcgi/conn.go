@@ -445,9 +445,14 @@ func (c *conn) finish(r *request, end func([]byte) []byte) {
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	first := !r.ended
+	if r.ended {
+		// Another path (abort, timeout, a closed connection) ended r and
+		// decided what became of the connection.
+		c.wmu.Unlock()
+		return
+	}
 	r.ended = true
-	if first && end != nil {
+	if end != nil {
 		c.appendLocked(end)
 		c.flushLocked()
 	}
