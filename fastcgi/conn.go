@@ -263,12 +263,15 @@ func (c *conn) handle(h header, content []byte) error {
 		if h.Type == typeData {
 			s = r.data
 		}
-		if s == nil || (h.Type == typeStdin && r.role == bridge.RoleAuthorizer) {
-			return nil // a stream the role does not have: ignored
+		if s == nil {
+			return nil // DATA for a role that has none: ignored
 		}
 		if len(content) == 0 {
 			s.end()
 			return nil
+		}
+		if h.Type == typeStdin && r.role == bridge.RoleAuthorizer {
+			return nil // an authorizer has no body: its bytes are dropped
 		}
 		if err := s.push(content); err != nil && !isRequestOver(err) {
 			return fmt.Errorf("request %d: %w", h.ID, err)
@@ -395,9 +398,6 @@ func (c *conn) params(r *request, content []byte) error {
 		return fmt.Errorf("request %d: FCGI_PARAMS: %w", r.id, err)
 	}
 	r.paramsDone = true
-	if r.role == bridge.RoleAuthorizer {
-		r.stdin.end() // an authorizer gets no body
-	}
 	go r.run()
 	return nil
 }

@@ -53,7 +53,9 @@ func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
 	// request's headers on top.
 	r.breq.Env.Grow(32)
 	r.breq.Role = role
-	r.breq.Body = r.stdin
+	if role != bridge.RoleAuthorizer { // an authorizer has no body
+		r.breq.Body = r.stdin
+	}
 	if role == bridge.RoleFilter {
 		r.data = newInStream(limit)
 		r.breq.Data = r.data

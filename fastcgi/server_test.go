@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -814,5 +815,38 @@ func TestWebServerAddrsFromEnvironment(t *testing.T) {
 		if (err != nil) != tt.wantErr || len(got) != tt.want {
 			t.Errorf("FCGI_WEB_SERVER_ADDRS=%q: %v, %v; want %d addresses, error %v", tt.env, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+// TestCloseWaitsForTheEndOfStdin: without FCGI_KEEP_CONN the server closes
+// after END_REQUEST, but not before the web server has sent the rest of
+// the body, or its write fails and it answers 503 instead (Apache's
+// mod_proxy_fcgi sends the empty STDIN in a write of its own).
+func TestCloseWaitsForTheEndOfStdin(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "answered unread") })
+	_, addr, _ := startServer(t, h, nil)
+	tests := []struct {
+		name string
+		body []byte
+	}{
+		{"only the empty STDIN after the answer", nil},
+		{"a 1 MiB body the handler never reads", bytes.Repeat([]byte("b"), 1<<20)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			b := beginRecord(1, roleResponder, false)
+			rc.send(append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH="+strconv.Itoa(len(tt.body)))...))
+			if got := rc.readResponses(1)[1]; !bytes.HasSuffix(got.stdout, []byte("answered unread")) {
+				t.Fatalf("answer = %q", got.stdout)
+			}
+			rest := appendStream(nil, typeStdin, 1, tt.body)
+			rest = appendStream(rest, typeStdin, 1, nil)
+			if _, err := rc.c.Write(rest); err != nil {
+				t.Fatalf("the rest of the request after the answer: %v", err)
+			}
+			rc.c.(*net.UnixConn).CloseWrite()
+			rc.expectClosed()
+		})
 	}
 }

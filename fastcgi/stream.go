@@ -65,11 +65,13 @@ func (s *inStream) push(p []byte) error {
 	return nil
 }
 
-// open reports whether more of the stream is expected from the web server.
+// open reports whether the web server has yet to send the end of the
+// stream, whether or not anyone still reads it: a connection closed before
+// then makes the web server's next write fail.
 func (s *inStream) open() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.ended && s.err == nil && !s.closed
+	return !s.ended
 }
 
 // end marks the end of the stream: reads return io.EOF once buf is empty.

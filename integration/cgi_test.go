@@ -103,19 +103,25 @@ func TestApacheCGIStreams(t *testing.T) {
 	}
 }
 
-// TestREADMEShowsTheApacheSnippet keeps the README's cgi-bin snippet the
-// file the tests use.
-func TestREADMEShowsTheApacheSnippet(t *testing.T) {
+// TestREADMEShowsTheSnippets keeps the README's deployment snippets the
+// files the tests use.
+func TestREADMEShowsTheSnippets(t *testing.T) {
 	root := moduleRoot(t)
-	snippet, err := os.ReadFile(filepath.Join(root, "examples/deploy/apache-cgi-bin.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```apache\n"+string(snippet)+"```") {
-		t.Errorf("README.md does not show examples/deploy/apache-cgi-bin.conf as it is")
+	for _, tt := range []struct{ file, lang string }{
+		{"apache-cgi-bin.conf", "apache"},
+		{"nginx-upstream.conf", "nginx"},
+		{"nginx-fastcgi.conf", "nginx"},
+	} {
+		snippet, err := os.ReadFile(filepath.Join(root, "examples/deploy", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "```"+tt.lang+"\n"+string(snippet)+"```") {
+			t.Errorf("README.md does not show examples/deploy/%s as it is", tt.file)
+		}
 	}
 }
