@@ -850,3 +850,26 @@ func TestCloseWaitsForTheEndOfStdin(t *testing.T) {
 		})
 	}
 }
+
+// TestReadTimeoutCutsAStalledBody: a body whose next record never comes
+// (a slowloris upload) loses its connection after ReadTimeout, and the
+// handler's body read fails.
+func TestReadTimeoutCutsAStalledBody(t *testing.T) {
+	bodyErr := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		bodyErr <- err
+	})
+	_, addr, logs := startServer(t, h, func(s *Server) { s.ReadTimeout = 100 * time.Millisecond })
+	rc := dialRaw(t, addr)
+	b := beginRecord(1, roleResponder, true)
+	b = append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH=100")...)
+	rc.send(appendStream(b, typeStdin, 1, []byte("the first 24 bytes of 100")))
+	rc.expectClosed()
+	if err := <-bodyErr; !errors.Is(err, ErrConnClosed) {
+		t.Errorf("body read = %v, want ErrConnClosed", err)
+	}
+	if !strings.Contains(logs.String(), "read timeout") {
+		t.Errorf("log = %q, want the read timeout", logs.String())
+	}
+}
