@@ -1,8 +1,20 @@
 package cgirun
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/yookoala/gofast"
+
+	"github.com/cgirun/cgirun/bridge"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -37,5 +49,224 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("defaults = %+v", cfg)
 			}
 		})
+	}
+}
+
+func TestMonitor(t *testing.T) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, "made")
+	})
+	tests := []struct {
+		name     string
+		cfg      func(*Config)
+		target   string
+		header   http.Header
+		status   int
+		body     string // substring
+		wantLog  string // substring; "" means no log line
+		noHandle bool   // the handler must not run
+	}{
+		{name: "plain request, no logs", target: "/x", status: 201, body: "made"},
+		{name: "status page in text", cfg: func(c *Config) { c.StatusPath = "/status" }, target: "/status", status: 200,
+			body: "mode:                fastcgi\n", noHandle: true},
+		{name: "status page in JSON", cfg: func(c *Config) { c.StatusPath = "/status" }, target: "/status?json", status: 200,
+			body: `"mode":"fastcgi"`, noHandle: true},
+		{name: "status path off by default", target: "/status", status: 201, body: "made"},
+		{name: "ping", cfg: func(c *Config) { c.PingPath = "/ping" }, target: "/ping", status: 200, body: "pong\n", noHandle: true},
+		{name: "URI too long", cfg: func(c *Config) { c.MaxURLLength = 10 }, target: "/" + strings.Repeat("a", 10), status: 414,
+			wantLog: "request URI too long", noHandle: true},
+		{name: "access log with X-Forwarded-For", cfg: func(c *Config) { c.AccessLog, c.LogXForwardedFor = true, true },
+			target: "/x?y=1", header: http.Header{"X-Forwarded-For": {"203.0.113.9"}}, status: 201,
+			wantLog: `client=203.0.113.9,192.0.2.1 method=GET uri="/x?y=1" proto=HTTP/1.1 status=201 bytes=4`},
+		{name: "access log, combined format", cfg: func(c *Config) { c.AccessLog, c.AccessLogFormat = true, "combined" },
+			target: "/x", status: 201, wantLog: `192.0.2.1 - - [`},
+		{name: "slow requests logged", cfg: func(c *Config) { c.SlowlogTimeout = time.Nanosecond }, target: "/x", status: 201,
+			wantLog: "cgirun: slow request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{MaxURLLength: 8192, AccessLogFormat: "slog"}
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			var logs strings.Builder
+			handled := false
+			m := newMonitor(cfg, slog.New(slog.NewTextHandler(&logs, nil)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				handled = true
+				hello.ServeHTTP(w, r)
+			}))
+			r := httptest.NewRequest("GET", tt.target, nil)
+			for k, v := range tt.header {
+				r.Header[k] = v
+			}
+			w := httptest.NewRecorder()
+			m.handler("fastcgi").ServeHTTP(w, r)
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body) {
+				t.Errorf("GET %s = %d %q, want %d with %q", tt.target, w.Code, w.Body.String(), tt.status, tt.body)
+			}
+			if handled == tt.noHandle {
+				t.Errorf("handler ran = %v, want %v", handled, !tt.noHandle)
+			}
+			if tt.wantLog == "" && logs.Len() > 0 || !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log = %q, want %q", logs.String(), tt.wantLog)
+			}
+		})
+	}
+}
+
+// startServer starts a Server for cfg in the background and stops it at the
+// end of the test.
+func startServer(t *testing.T, cfg Config, h http.Handler, opts Options) *Server {
+	t.Helper()
+	s := NewServer(cfg, h, opts)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Stop(context.Background())
+		if err := s.Wait(); err != nil {
+			t.Errorf("Wait = %v", err)
+		}
+	})
+	return s
+}
+
+func testConfig(t *testing.T, env map[string]string) Config {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestServerHTTPStopFinishesInFlight: Stop waits for a request in flight,
+// which completes; the server stops accepting at once.
+func TestServerHTTPStopFinishesInFlight(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	})
+	cfg := testConfig(t, map[string]string{"CGIRUN_HTTP": "127.0.0.1:0", "CGIRUN_STATUS_PATH": "/status"})
+	s := NewServer(cfg, h, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Mode() != ModeHTTP {
+		t.Fatalf("Mode = %s, want http", s.Mode())
+	}
+	base := "http://" + s.Addrs()[0].String()
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(base + "/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	resp, err := http.Get(base + "/status?json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"active_requests":1`) || !strings.Contains(string(b), `"mode":"http"`) {
+		t.Errorf("status during a request = %s", b)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(context.Background()) }()
+	close(release)
+	if body := <-got; body != "done /slow" {
+		t.Errorf("in-flight request got %q", body)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop = %v", err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Errorf("Wait = %v", err)
+	}
+	if _, err := http.Get(base + "/"); err == nil {
+		t.Errorf("a request after Stop succeeded")
+	}
+}
+
+// TestServerFastCGI: FastCGI on CGIRUN_FASTCGI, with Options.Environ and
+// the status page answered before the handler.
+func TestServerFastCGI(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	cfg := testConfig(t, map[string]string{"CGIRUN_FASTCGI": "unix:" + sock, "CGIRUN_STATUS_PATH": "/status", "CGIRUN_SOCKET_MODE": "0600"})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env := bridge.EnvironOf(r)
+		io.WriteString(w, env.Get("APP_SITE")+" "+env.Get("SERVER_NAME"))
+	})
+	s := startServer(t, cfg, h, Options{
+		Logger:  slog.New(slog.DiscardHandler),
+		Environ: map[string]string{"APP_SITE": "blue", "SERVER_NAME": "not used: the web server sets it"},
+	})
+	if s.Mode() != ModeFastCGI {
+		t.Fatalf("Mode = %s, want fastcgi", s.Mode())
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	tests := []struct{ uri, want string }{
+		{"/", "blue example.org"},
+		{"/status", "requests:            1\n"},
+	}
+	for _, tt := range tests {
+		req := gofast.NewRequest(nil)
+		req.Params = map[string]string{"REQUEST_METHOD": "GET", "REQUEST_URI": tt.uri, "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "example.org"}
+		client, err := gofast.SimpleClientFactory(gofast.SimpleConnFactory("unix", sock))()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		resp.WriteTo(w, io.Discard)
+		client.Close()
+		if !strings.Contains(w.Body.String(), tt.want) {
+			t.Errorf("%s = %q, want %q", tt.uri, w.Body.String(), tt.want)
+		}
+	}
+}
+
+// TestREADMEListsEverySetting keeps the README's table of settings whole.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usage strings.Builder
+	if err := Usage(&usage); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(usage.String(), "\n") {
+		name, _, ok := strings.Cut(line, "\t")
+		if !ok || !strings.HasPrefix(name, "CGIRUN_") {
+			continue
+		}
+		n++
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("README.md's settings table lacks %s", name)
+		}
+	}
+	if n < 20 {
+		t.Errorf("Usage listed %d settings; the parse of its table is broken", n)
 	}
 }
