@@ -14,8 +14,10 @@ import (
 // A name set twice keeps its last value: Set replaces an existing value in
 // place, so the order of first appearance is kept and iteration is stable.
 //
-// The zero value is an empty Environ ready to use. An Environ is not safe for
-// concurrent mutation.
+// The zero value is an empty Environ ready to use, and a nil *Environ (what
+// EnvironOf gives for a request that did not come through the bridge, such
+// as plain HTTP) reads as empty. An Environ is not safe for concurrent
+// mutation.
 type Environ struct {
 	// kv holds name0, value0, name1, value1, ... in order of first
 	// appearance. A slice beats a map here: a request carries a few dozen
@@ -45,10 +47,18 @@ func (e *Environ) Grow(n int) {
 }
 
 // Len reports the number of distinct names.
-func (e *Environ) Len() int { return len(e.kv) / 2 }
+func (e *Environ) Len() int {
+	if e == nil {
+		return 0
+	}
+	return len(e.kv) / 2
+}
 
 // Lookup returns the value of name and whether it is present.
 func (e *Environ) Lookup(name string) (string, bool) {
+	if e == nil {
+		return "", false
+	}
 	for i := 0; i < len(e.kv); i += 2 {
 		if e.kv[i] == name {
 			return e.kv[i+1], true
@@ -98,6 +108,9 @@ func (e *Environ) Reset() {
 // All yields every name and its value, in order of first appearance.
 func (e *Environ) All() iter.Seq2[string, string] {
 	return func(yield func(string, string) bool) {
+		if e == nil {
+			return
+		}
 		for i := 0; i < len(e.kv); i += 2 {
 			if !yield(e.kv[i], e.kv[i+1]) {
 				return
@@ -110,7 +123,7 @@ func (e *Environ) All() iter.Seq2[string, string] {
 // os.Environ and exec.Cmd.Env.
 func (e *Environ) List() []string {
 	list := make([]string, 0, e.Len())
-	for i := 0; i < len(e.kv); i += 2 {
+	for i := 0; e != nil && i < len(e.kv); i += 2 {
 		list = append(list, e.kv[i]+"="+e.kv[i+1])
 	}
 	return list

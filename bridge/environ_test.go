@@ -68,3 +68,13 @@ func TestEnvironAccessors(t *testing.T) {
 		t.Errorf("Len() after Reset = %d, want 0", e.Len())
 	}
 }
+
+func TestNilEnvironReadsEmpty(t *testing.T) {
+	var e *Environ
+	if v, ok := e.Lookup("A"); v != "" || ok || e.Get("A") != "" || e.Len() != 0 || len(e.List()) != 0 {
+		t.Errorf("nil Environ: Lookup = %q, %v; Len = %d", v, ok, e.Len())
+	}
+	for name := range e.All() {
+		t.Errorf("nil Environ yielded %q", name)
+	}
+}

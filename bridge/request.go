@@ -118,7 +118,7 @@ func RequestOf(r *http.Request) *Request {
 // EnvironOf returns the CGI meta-variables behind r exactly as the web server
 // sent them: SCRIPT_NAME, PATH_INFO, REMOTE_USER, AUTH_TYPE, SSL_*, custom
 // fastcgi_param values. It returns nil when r did not come through the
-// bridge.
+// bridge (plain HTTP); a nil *Environ reads as empty.
 func EnvironOf(r *http.Request) *Environ {
 	if req := RequestOf(r); req != nil {
 		return &req.Env
