@@ -470,3 +470,24 @@ func send(t *testing.T, req *http.Request) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestOptionsBaseContextAndJSONLogs: a request's context descends from
+// Options.BaseContext, and CGIRUN_LOG_FORMAT=json writes JSON lines.
+func TestOptionsBaseContextAndJSONLogs(t *testing.T) {
+	type key struct{}
+	base := context.WithValue(context.Background(), key{}, "from main")
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := r.Context().Value(key{}).(string)
+		io.WriteString(w, v)
+	})
+	s := startServer(t, testConfig(t, map[string]string{"CGIRUN_HTTP": "127.0.0.1:0"}), h, Options{BaseContext: base, Logger: slog.New(slog.DiscardHandler)})
+	req, _ := http.NewRequest("GET", "http://"+s.Addrs()[0].String()+"/", nil)
+	if _, body := send(t, req); body != "from main" {
+		t.Errorf("context value = %q, want %q", body, "from main")
+	}
+	var logs strings.Builder
+	newLogger(Config{LogFormat: "json"}, &logs).Info("hello", "k", 1)
+	if !strings.HasPrefix(logs.String(), `{"time":`) || !strings.Contains(logs.String(), `"k":1`) {
+		t.Errorf("json log line = %q", logs.String())
+	}
+}

@@ -790,3 +790,34 @@ func TestUploadExampleStreams(t *testing.T) {
 	}
 	runStop(t, p, syscall.SIGTERM)
 }
+
+// TestRunHelp: --help prints the settings and exits 0, but never in CGI
+// mode, where a web server puts a query without "=" on the command line
+// and any client could write --help there.
+func TestRunHelp(t *testing.T) {
+	bin := filepath.Join(sharedTempDir(t), "hello")
+	buildExample(t, "./examples/hello", bin)
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"from a terminal", runEnv(), "CGIRUN_FASTCGI"},
+		{"as CGI", runEnv("GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "PATH_INFO=/", "QUERY_STRING=--help"), "Status: 200 OK\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--help")
+			cmd.Env = tt.env
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tt.want) {
+				t.Errorf("hello --help: %v, output %q; want exit 0 and %q", err, out, tt.want)
+			}
+			if tt.name == "as CGI" && strings.Contains(string(out), "CGIRUN_") {
+				t.Errorf("hello --help as CGI printed the settings: %q", out)
+			}
+		})
+	}
+}
