@@ -12,5 +12,13 @@
 // Logs go to standard error, which web servers put in their error log;
 // nothing but the response is ever written to standard output.
 //
-// Not supported: NPH ("nph-") programs, which write a raw HTTP response.
+// The other direction, Executor, is the bridge.Responder that runs a CGI
+// executable for a request: the back end of the cgirun runner, which serves
+// any language's CGI scripts over FastCGI or HTTP. It confines scripts to
+// their roots, runs them in their own process group with a clean
+// environment, streams both ways at once, bounds time, concurrency, body
+// and header sizes, and waits for every child.
+//
+// Not supported: NPH ("nph-") programs, which write a raw HTTP response,
+// on either side.
 package cgi

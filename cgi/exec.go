@@ -1,0 +1,574 @@
+package cgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// Defaults of the Executor's settings.
+const (
+	DefaultKillGrace    = 5 * time.Second
+	DefaultQueueTimeout = 10 * time.Second
+)
+
+// Executor is the bridge.Responder that runs a CGI executable for each
+// request (RFC 3875), the back end of the cgirun runner: fcgiwrap's job,
+// done safely.
+//
+// The script is SCRIPT_FILENAME, or DOCUMENT_ROOT+SCRIPT_NAME when the web
+// server sent none. It must resolve, symlinks followed, to a regular
+// executable file inside one of Roots (and be one of Allow when that is
+// set): otherwise the client gets 404 (missing) or 403 (anything else) and
+// nothing runs. The child is started with execve directly (no shell), in
+// the script's directory and its own process group, with the request's
+// CGI variables (never HTTP_PROXY: httpoxy) and only the runner's own
+// variables named in Env. Its stdin is the request body, written while its
+// stdout is read, so a large body and a large response cannot deadlock; its
+// stdout is parsed with bridge.ReadResponse (a script that dies before its
+// header block, or writes a bad one, gets 502) and its body streams to the
+// client as it comes; its stderr goes to the log, and to the web server's
+// error log when StderrToWebServer is set.
+//
+// A request that runs past Timeout, or whose client goes away, has its
+// process group sent SIGTERM, then SIGKILL after KillGrace. Every child is
+// waited for: none is left a zombie.
+type Executor struct {
+	// Roots are the directories that hold the scripts. Required.
+	Roots []string
+	// Allow, when not empty, lists the only scripts that may run, by
+	// path (fcgiwrap's -p).
+	Allow []string
+	// Env names the runner's own environment variables passed to every
+	// script; nil means just PATH. The runner's environment is never
+	// passed whole (php-fpm's clear_env).
+	Env []string
+	// Timeout bounds one request; 0 means none.
+	Timeout time.Duration
+	// KillGrace is the wait between SIGTERM and SIGKILL; 0 means
+	// DefaultKillGrace.
+	KillGrace time.Duration
+	// MaxChildren bounds the scripts running at once; 0 means no bound.
+	// A request past it waits up to QueueTimeout for a slot, then gets 503.
+	MaxChildren int
+	// QueueTimeout is how long a request waits for a slot; 0 means
+	// DefaultQueueTimeout.
+	QueueTimeout time.Duration
+	// MaxBodyBytes bounds a request body; 0 means no bound. A declared
+	// CONTENT_LENGTH past it gets 413 before anything runs; a body of
+	// unknown length that passes it is cut, and the script sees its stdin
+	// end early.
+	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a script's response header block; 0 means
+	// bridge.MaxHeaderBytes.
+	MaxHeaderBytes int
+	// StderrToWebServer sends what scripts write to stderr to the web
+	// server's error log too (fcgiwrap's -f).
+	StderrToWebServer bool
+	// Credential, when set, runs the scripts as that user and group. It
+	// needs the runner to run as root; Validate refuses it otherwise.
+	Credential *syscall.Credential
+	// Logger receives the log lines; nil means slog.Default().
+	Logger *slog.Logger
+
+	initOnce sync.Once
+	initErr  error
+	roots    []string // Roots, absolute and with symlinks resolved
+	allow    map[string]bool
+	slots    chan struct{}
+}
+
+var _ bridge.Responder = (*Executor)(nil)
+
+// Validate checks the settings; Respond calls it once and answers 500 to
+// every request while it fails.
+func (e *Executor) Validate() error {
+	e.initOnce.Do(func() { e.initErr = e.init() })
+	return e.initErr
+}
+
+func (e *Executor) init() error {
+	if len(e.Roots) == 0 {
+		return errors.New("cgi: Executor needs at least one root directory")
+	}
+	for _, r := range e.Roots {
+		abs, err := filepath.Abs(r)
+		if err == nil {
+			abs, err = filepath.EvalSymlinks(abs)
+		}
+		if err != nil {
+			return fmt.Errorf("cgi: root %s: %w", r, err)
+		}
+		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+			return fmt.Errorf("cgi: root %s is not a directory", r)
+		}
+		e.roots = append(e.roots, abs)
+	}
+	if len(e.Allow) > 0 {
+		e.allow = make(map[string]bool, len(e.Allow))
+		for _, a := range e.Allow {
+			abs, err := filepath.Abs(a)
+			if err == nil {
+				abs, err = filepath.EvalSymlinks(abs)
+			}
+			if err != nil {
+				return fmt.Errorf("cgi: allowed script %s: %w", a, err)
+			}
+			e.allow[abs] = true
+		}
+	}
+	if e.Credential != nil && os.Geteuid() != 0 {
+		return fmt.Errorf("cgi: running scripts as uid %d needs the runner to run as root (it runs as uid %d)", e.Credential.Uid, os.Geteuid())
+	}
+	if e.MaxChildren > 0 {
+		e.slots = make(chan struct{}, e.MaxChildren)
+	}
+	return nil
+}
+
+func (e *Executor) logger(req *bridge.Request) *slog.Logger {
+	switch {
+	case req.Log != nil:
+		return req.Log
+	case e.Logger != nil:
+		return e.Logger
+	}
+	return slog.Default()
+}
+
+// scriptError is a request the executor refuses before anything runs.
+type scriptError struct {
+	status int
+	msg    string
+}
+
+func (s *scriptError) Error() string { return s.msg }
+
+// resolve finds the script a request names and checks that it may run.
+func (e *Executor) resolve(env *bridge.Environ) (string, error) {
+	name := env.Get("SCRIPT_FILENAME")
+	if name == "" {
+		root, script := env.Get("DOCUMENT_ROOT"), env.Get("SCRIPT_NAME")
+		if root == "" || script == "" {
+			return "", &scriptError{http.StatusNotFound, "no SCRIPT_FILENAME, nor DOCUMENT_ROOT and SCRIPT_NAME"}
+		}
+		name = filepath.Join(root, script)
+	}
+	if strings.ContainsRune(name, 0) {
+		return "", &scriptError{http.StatusBadRequest, fmt.Sprintf("script name %q holds a NUL byte", name)}
+	}
+	if !filepath.IsAbs(name) {
+		// Apache's "proxy:fcgi://host/path" form, or a relative path:
+		// neither names a file this runner will look up.
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script name %q is not an absolute path", name)}
+	}
+	real, err := filepath.EvalSymlinks(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", &scriptError{http.StatusNotFound, fmt.Sprintf("script %s does not exist", name)}
+	}
+	if err != nil {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", name, err)}
+	}
+	if !slices.ContainsFunc(e.roots, func(root string) bool { return within(real, root) }) {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s resolves to %s, outside the roots %v", name, real, e.roots)}
+	}
+	if e.allow != nil && !e.allow[real] {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not in the allowed list", real)}
+	}
+	fi, err := os.Stat(real)
+	switch {
+	case err != nil:
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", real, err)}
+	case !fi.Mode().IsRegular():
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not a regular file", real)}
+	case fi.Mode().Perm()&0o111 == 0:
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not executable", real)}
+	}
+	return real, nil
+}
+
+// within reports whether path is root or below it; both are clean absolute
+// paths with symlinks resolved.
+func within(path, root string) bool {
+	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
+}
+
+// childEnv is the script's environment: the request's CGI variables, less
+// HTTP_PROXY, plus the runner's variables named in Env.
+func (e *Executor) childEnv(env *bridge.Environ) []string {
+	names := e.Env
+	if names == nil {
+		names = []string{"PATH"}
+	}
+	list := make([]string, 0, env.Len()+len(names))
+	for name, v := range env.All() {
+		if name == "HTTP_PROXY" || strings.ContainsRune(name, '=') || strings.ContainsRune(name, 0) || strings.ContainsRune(v, 0) {
+			continue // httpoxy; and what execve cannot carry
+		}
+		list = append(list, name+"="+v)
+	}
+	for _, name := range names {
+		if _, set := env.Lookup(name); set {
+			continue // the request's own value wins
+		}
+		if v, ok := os.LookupEnv(name); ok {
+			list = append(list, name+"="+v)
+		}
+	}
+	return list
+}
+
+// Respond implements bridge.Responder: it runs the request's script.
+func (e *Executor) Respond(ctx context.Context, req *bridge.Request, out bridge.Output) error {
+	log := e.logger(req)
+	if err := e.Validate(); err != nil {
+		log.Error("cgi: executor misconfigured", "err", err)
+		return bridge.WriteError(out, http.StatusInternalServerError, "")
+	}
+	script, err := e.resolve(&req.Env)
+	if err != nil {
+		var se *scriptError
+		errors.As(err, &se)
+		log.Warn("cgi: script refused", "status", se.status, "err", se.msg, "uri", req.Env.Get("REQUEST_URI"))
+		return bridge.WriteError(out, se.status, "")
+	}
+	log = log.With("script", script)
+	if e.MaxBodyBytes > 0 {
+		if n, err := strconv.ParseInt(req.Env.Get("CONTENT_LENGTH"), 10, 64); err == nil && n > e.MaxBodyBytes {
+			log.Warn("cgi: request body over the limit", "content_length", n, "limit", e.MaxBodyBytes)
+			return bridge.WriteError(out, http.StatusRequestEntityTooLarge, "")
+		}
+	}
+	if !e.acquire(ctx) {
+		log.Warn("cgi: no free slot for a script", "max_children", e.MaxChildren)
+		return bridge.WriteError(out, http.StatusServiceUnavailable, "")
+	}
+	defer e.release()
+	return e.run(ctx, script, req, out, log)
+}
+
+func (e *Executor) acquire(ctx context.Context) bool {
+	if e.slots == nil {
+		return true
+	}
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(orDefault(e.QueueTimeout, DefaultQueueTimeout))
+	defer t.Stop()
+	select {
+	case e.slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (e *Executor) release() {
+	if e.slots != nil {
+		<-e.slots
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// errTimeout is the cause of a script's context when it ran too long.
+var errTimeout = errors.New("cgi: script timed out")
+
+// run starts the script and relays its answer.
+func (e *Executor) run(parent context.Context, script string, req *bridge.Request, out bridge.Output, log *slog.Logger) error {
+	// ctx ends the script early: on timeout, when the client goes
+	// (parent), or when run gives up on it.
+	ctx, cancel := context.WithCancelCause(parent)
+	if e.Timeout > 0 {
+		t := time.AfterFunc(e.Timeout, func() { cancel(errTimeout) })
+		defer t.Stop()
+	}
+
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		cancel(nil)
+		log.Error("cgi: pipe", "err", err)
+		return bridge.WriteError(out, http.StatusInternalServerError, "")
+	}
+	defer stdout.Close()
+	stderr := &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer}
+	cmd := &exec.Cmd{
+		Path:        script,
+		Args:        []string{script},
+		Dir:         filepath.Dir(script),
+		Env:         e.childEnv(&req.Env),
+		Stdout:      stdoutW,
+		Stderr:      stderr,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+		// exec copies stdin and stderr in goroutines of its own; once the
+		// script has exited, Wait waits at most this long for them, so a
+		// child of the script holding stderr open cannot hold the request.
+		WaitDelay: orDefault(e.KillGrace, DefaultKillGrace),
+	}
+	if body := e.body(req); body != nil {
+		cmd.Stdin = body
+	}
+	if err := cmd.Start(); err != nil {
+		stdoutW.Close()
+		cancel(nil)
+		log.Error("cgi: cannot start the script", "err", err)
+		return bridge.WriteError(out, http.StatusBadGateway, "")
+	}
+	stdoutW.Close() // the child holds its own copy
+
+	p := &child{pgid: cmd.Process.Pid, exited: make(chan struct{}), answered: make(chan struct{})}
+	// cut tells whether the answer was cut short rather than complete.
+	cut := func() bool {
+		return errors.Is(context.Cause(ctx), errTimeout) || parent.Err() != nil || p.strays.Load()
+	}
+	go func() {
+		p.err = cmd.Wait()
+		stderr.flush()
+		close(p.exited)
+	}()
+	go func() {
+		e.supervise(ctx, p, log)
+		cancel(nil)
+	}()
+	// Once run returns, the script has nothing more to say: supervise
+	// gives it the grace to exit, then ends its group. run does not wait
+	// for that, so a script that closes stdout and goes on running does
+	// not hold its response.
+	defer close(p.answered)
+
+	br := bufio.NewReaderSize(stdout, 4096)
+	resp, err := bridge.ReadResponse(br, e.MaxHeaderBytes)
+	if err != nil {
+		// Whatever the script did, it is over: end it, then say why.
+		timedOut := errors.Is(context.Cause(ctx), errTimeout)
+		cancel(err)
+		exit := exitStatus(p.wait())
+		switch {
+		case timedOut:
+			log.Warn("cgi: script timed out before its header block", "timeout", e.Timeout, "exit", exit)
+			return bridge.WriteError(out, http.StatusGatewayTimeout, "")
+		case parent.Err() != nil:
+			log.Info("cgi: request ended before the script answered", "cause", context.Cause(parent), "exit", exit)
+			return bridge.WriteError(out, http.StatusServiceUnavailable, "")
+		}
+		log.Warn("cgi: bad answer from the script", "err", err, "exit", exit)
+		return bridge.WriteError(out, http.StatusBadGateway, "")
+	}
+	if err := writeHeader(out, resp); err != nil {
+		cancel(err)
+		return err
+	}
+	// The body, as it comes: each read is passed on, and flushed when the
+	// script has nothing more ready.
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := br.Read(buf)
+		if n > 0 {
+			werr := error(nil)
+			if _, werr = out.Write(buf[:n]); werr == nil && br.Buffered() == 0 {
+				werr = out.Flush()
+			}
+			if werr != nil {
+				cancel(werr)
+				return werr // the client is gone: nothing to tell it
+			}
+		}
+		if rerr == io.EOF && !cut() {
+			return nil
+		}
+		if rerr != nil || cut() {
+			// Read failed, or stdout ended because the group was ended
+			// (timeout, client gone, strays killed).
+			cause := context.Cause(ctx)
+			if cause == nil || rerr != io.EOF && rerr != nil {
+				cause = rerr
+			}
+			if p.strays.Load() {
+				cause = errors.New("processes the script left held its stdout past the grace")
+			}
+			log.Warn("cgi: response cut short", "cause", cause)
+			return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, cause)
+		}
+	}
+}
+
+// child is a running script.
+type child struct {
+	pgid     int           // its process group, led by it
+	exited   chan struct{} // closed once it was waited for
+	err      error         // from Wait; read after exited
+	answered chan struct{} // closed when run is done with its output
+	strays   atomic.Bool   // processes left in the group were killed while its output was read
+}
+
+func (c *child) wait() error {
+	<-c.exited
+	return c.err
+}
+
+// supervise ends a script's process group: SIGTERM, then SIGKILL after the
+// grace, when the request ends early (timeout, client gone) or when the
+// script lingers after its answer; and SIGKILL to whatever the script left
+// in its group once it has exited (after the grace, while its output is
+// still read). It returns once the script was waited for: no zombie.
+func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
+	grace := orDefault(e.KillGrace, DefaultKillGrace)
+	timer := func() <-chan time.Time { return time.After(grace) }
+	select {
+	case <-c.exited:
+		select {
+		case <-c.answered:
+		case <-ctx.Done():
+		case <-timer():
+			// The script is gone but its output is still read: if
+			// something it started is left in its group, that holds
+			// stdout open.
+			if syscall.Kill(-c.pgid, 0) == nil {
+				c.strays.Store(true)
+				log.Warn("cgi: the script exited, but processes it started hold its output; ending them", "grace", grace)
+			}
+		}
+	case <-ctx.Done():
+		e.terminate(c, grace)
+	case <-c.answered:
+		select {
+		case <-c.exited:
+		case <-ctx.Done():
+			e.terminate(c, grace)
+		case <-timer():
+			log.Warn("cgi: script still running after its answer; ending it", "grace", grace)
+			e.terminate(c, grace)
+		}
+	}
+	<-c.exited
+	syscall.Kill(-c.pgid, syscall.SIGKILL) // strays left in the group
+}
+
+func (e *Executor) terminate(c *child, grace time.Duration) {
+	syscall.Kill(-c.pgid, syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(grace):
+		syscall.Kill(-c.pgid, syscall.SIGKILL)
+	}
+}
+
+// body is the script's stdin: the request body, bounded by MaxBodyBytes.
+func (e *Executor) body(req *bridge.Request) io.Reader {
+	if req.Body == nil {
+		return nil
+	}
+	if e.MaxBodyBytes > 0 {
+		return io.LimitReader(req.Body, e.MaxBodyBytes)
+	}
+	return req.Body
+}
+
+// writeHeader writes a clean header block for resp: what the script sent,
+// checked, in a fixed form. A local redirect keeps its missing Status for
+// the front end to follow.
+func writeHeader(out bridge.Output, resp *bridge.Response) error {
+	var b strings.Builder
+	if !resp.LocalRedirect {
+		reason := resp.Reason
+		if reason == "" {
+			reason = http.StatusText(resp.Status)
+		}
+		fmt.Fprintf(&b, "Status: %d %s\r\n", resp.Status, reason)
+	}
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range resp.Header[k] {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "0"
+	case errors.As(err, &ee):
+		return ee.ProcessState.String()
+	}
+	return err.Error()
+}
+
+// stderrLog turns a script's stderr into log lines, one a line, and copies
+// them to the web server's error log when asked.
+type stderrLog struct {
+	log         *slog.Logger
+	req         *bridge.Request
+	toWebServer bool
+	partial     []byte // a line without its end yet
+}
+
+// maxStderrLine bounds a logged line; the rest of a longer line is dropped.
+const maxStderrLine = 4 << 10
+
+func (s *stderrLog) Write(p []byte) (int, error) {
+	if s.toWebServer && s.req.Stderr != nil {
+		// Best effort: the web server's error log may be gone with the
+		// request; the line still reaches our log below.
+		s.req.Stderr.Write(p)
+	}
+	rest := p
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			if room := maxStderrLine - len(s.partial); room > 0 {
+				s.partial = append(s.partial, rest[:min(room, len(rest))]...)
+			}
+			break
+		}
+		if room := maxStderrLine - len(s.partial); room > 0 {
+			s.partial = append(s.partial, rest[:min(room, i)]...)
+		}
+		s.flush()
+		rest = rest[i+1:]
+	}
+	return len(p), nil
+}
+
+// flush logs the line held, if any.
+func (s *stderrLog) flush() {
+	if len(s.partial) > 0 {
+		s.log.Warn("cgi: script stderr", "line", string(s.partial))
+		s.partial = s.partial[:0]
+	}
+}

@@ -1,0 +1,539 @@
+package cgi
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// flushRecorder is a bridge.Output that keeps the stream and tells each
+// flush on a channel.
+type flushRecorder struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	flushed chan string // the stream at each flush; nil: not told
+}
+
+func (f *flushRecorder) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buf.Write(p)
+}
+
+func (f *flushRecorder) Flush() error {
+	f.mu.Lock()
+	s := f.buf.String()
+	f.mu.Unlock()
+	if f.flushed != nil {
+		f.flushed <- s
+	}
+	return nil
+}
+
+func (f *flushRecorder) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buf.String()
+}
+
+// syncLog is a log destination shared by goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// scripts writes the test scripts into a new root and returns it.
+func scripts(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{
+		"hello.sh":    "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhello %s' \"$QUERY_STRING\"\n",
+		"env.sh":      "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nexec /usr/bin/env\n",
+		"cat.sh":      "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\n\\n'\nexec cat\n",
+		"pwd.sh":      "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\npwd\n",
+		"die.sh":      "#!/bin/sh\necho 'dying before any header' >&2\nexit 3\n",
+		"garbage.sh":  "#!/bin/sh\necho 'this is not a header'\necho\n",
+		"sleep.sh":    "#!/bin/sh\necho $$ > \"$QUERY_STRING\"\nexec sleep 30\n",
+		"stubborn.sh": "#!/bin/sh\ntrap '' TERM\necho $$ > \"$QUERY_STRING\"\nwhile :; do sleep 1; done\n",
+		"stream.sh":   "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nfirst\\n'\nwhile [ ! -e \"$QUERY_STRING\" ]; do sleep 0.01; done\nprintf 'second\\n'\n",
+		"lingers.sh":  "#!/bin/sh\necho $$ > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\n\\ndone'\nexec >&-\nexec sleep 30\n",
+		"redirect.sh": "#!/bin/sh\nprintf 'Location: /elsewhere?x=1\\n\\n'\n",
+		"status.sh":   "#!/bin/sh\nprintf 'Status: 418 Teapot\\ncontent-type: text/plain\\nX-Raw: caf\\351\\n\\nshort'\n",
+		"noexec.sh":   "#!/bin/sh\necho never\n",
+	}
+	for name, body := range files {
+		mode := os.FileMode(0o755)
+		if name == "noexec.sh" {
+			mode = 0o644
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// cgiEnv is a request's environment for script under root.
+func cgiEnv(root, script string, extra ...string) bridge.Environ {
+	return bridge.EnvironFromList(append([]string{
+		"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1",
+		"SCRIPT_NAME=/" + script, "SCRIPT_FILENAME=" + filepath.Join(root, script), "DOCUMENT_ROOT=" + root,
+		"REQUEST_URI=/" + script, "QUERY_STRING=",
+	}, extra...))
+}
+
+func respondScript(t *testing.T, e *Executor, env bridge.Environ, body io.Reader) (*bridge.Response, string, error) {
+	t.Helper()
+	out := new(flushRecorder)
+	err := e.Respond(context.Background(), &bridge.Request{Env: env, Body: body}, out)
+	stream := out.String()
+	resp, perr := bridge.ReadResponse(bufioReader(stream), 0)
+	if perr != nil {
+		t.Fatalf("the executor's stream %q does not parse: %v", stream, perr)
+	}
+	_, rest, _ := strings.Cut(stream, "\r\n\r\n")
+	return resp, rest, err
+}
+
+func newExecutor(t *testing.T, root string, configure func(*Executor)) (*Executor, *syncLog) {
+	t.Helper()
+	logs := new(syncLog)
+	e := &Executor{Roots: []string{root}, KillGrace: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	if configure != nil {
+		configure(e)
+	}
+	return e, logs
+}
+
+func TestExecutorRuns(t *testing.T) {
+	root := scripts(t)
+	t.Setenv("CGIRUN_TEST_SECRET", "runner only")
+	e, logs := newExecutor(t, root, func(e *Executor) { e.Env = []string{"PATH", "CGIRUN_TEST_PASSED"} })
+	t.Setenv("CGIRUN_TEST_PASSED", "named in Env")
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16) // 10 MiB: both pipes fill
+	tests := []struct {
+		name    string
+		env     bridge.Environ
+		body    []byte
+		status  int
+		want    func(t *testing.T, body string)
+		wantLog string
+	}{
+		{name: "hello", env: cgiEnv(root, "hello.sh", "QUERY_STRING=a=1"), status: 200,
+			want: func(t *testing.T, body string) { check(t, body, "hello a=1") }},
+		{name: "status, headers and raw bytes kept", env: cgiEnv(root, "status.sh"), status: 418,
+			want: func(t *testing.T, body string) { check(t, body, "short") }},
+		{name: "10 MiB in, 10 MiB out, no deadlock", env: cgiEnv(root, "cat.sh", "REQUEST_METHOD=POST", "CONTENT_LENGTH="+strconv.Itoa(len(big))),
+			body: big, status: 200,
+			want: func(t *testing.T, body string) {
+				if sha256.Sum256([]byte(body)) != sha256.Sum256(big) {
+					t.Errorf("echoed body: %d bytes, not the %d sent", len(body), len(big))
+				}
+			}},
+		{name: "working directory is the script's", env: cgiEnv(root, "pwd.sh"), status: 200,
+			want: func(t *testing.T, body string) {
+				real, _ := filepath.EvalSymlinks(root)
+				check(t, body, real+"\n")
+			}},
+		{name: "environment: CGI variables, no HTTP_PROXY, only named runner variables, raw bytes", status: 200,
+			env: cgiEnv(root, "env.sh", "HTTP_PROXY=http://evil.example:3128", "HTTP_X_RAW=caf\xe9", "PATH_INFO=/p\xff"),
+			want: func(t *testing.T, body string) {
+				for _, want := range []string{"GATEWAY_INTERFACE=CGI/1.1\n", "HTTP_X_RAW=caf\xe9\n", "PATH_INFO=/p\xff\n", "CGIRUN_TEST_PASSED=named in Env\n", "PATH="} {
+					if !strings.Contains(body, want) {
+						t.Errorf("environment lacks %q:\n%s", want, body)
+					}
+				}
+				for _, not := range []string{"HTTP_PROXY", "CGIRUN_TEST_SECRET"} {
+					if strings.Contains(body, not) {
+						t.Errorf("environment holds %s:\n%s", not, body)
+					}
+				}
+			}},
+		{name: "dies before its header: 502 naming the exit status", env: cgiEnv(root, "die.sh"), status: 502,
+			wantLog: "exit status 3"},
+		{name: "garbage: 502", env: cgiEnv(root, "garbage.sh"), status: 502, wantLog: "no colon"},
+		{name: "stderr goes to the log", env: cgiEnv(root, "die.sh"), status: 502, wantLog: "dying before any header"},
+		{name: "local redirect kept for the front end", env: cgiEnv(root, "redirect.sh"), status: 0,
+			want: func(t *testing.T, body string) { check(t, body, "") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body, err := respondScript(t, e, tt.env, bytes.NewReader(tt.body))
+			if err != nil {
+				t.Errorf("Respond error: %v", err)
+			}
+			if resp.Status != tt.status {
+				t.Errorf("status = %d, want %d; log:\n%s", resp.Status, tt.status, logs)
+			}
+			if tt.want != nil {
+				tt.want(t, body)
+			}
+			if !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs)
+			}
+			if tt.name == "status, headers and raw bytes kept" && (resp.Header.Get("X-Raw") != "caf\xe9" || resp.Reason != "Teapot") {
+				t.Errorf("header = %v, reason %q", resp.Header, resp.Reason)
+			}
+			if tt.name == "local redirect kept for the front end" && (!resp.LocalRedirect || resp.Header.Get("Location") != "/elsewhere?x=1") {
+				t.Errorf("local redirect = %+v", resp)
+			}
+		})
+	}
+}
+
+func check(t *testing.T, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+}
+
+// TestExecutorRefuses: nothing outside the roots, nothing that is not a
+// regular executable file, and nothing off the allowed list ever runs.
+func TestExecutorRefuses(t *testing.T) {
+	root := scripts(t)
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "evil.sh"), []byte("#!/bin/sh\necho pwned > \"$0.ran\"\n"), 0o755)
+	os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(root, "link.sh"))
+	os.Symlink(outside, filepath.Join(root, "linkdir"))
+	e, logs := newExecutor(t, root, nil)
+	allowOnly, _ := newExecutor(t, root, func(e *Executor) { e.Allow = []string{filepath.Join(root, "hello.sh")} })
+	tests := []struct {
+		name   string
+		e      *Executor
+		env    bridge.Environ
+		status int
+	}{
+		{"missing", e, cgiEnv(root, "nope.sh"), 404},
+		{"a directory", e, cgiEnv(root, "dir"), 403},
+		{"not executable", e, cgiEnv(root, "noexec.sh"), 403},
+		{"dot-dot out of the root", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + root + "/../" + filepath.Base(outside) + "/evil.sh"}), 403},
+		{"symlink to a file outside", e, cgiEnv(root, "link.sh"), 403},
+		{"symlinked directory outside", e, cgiEnv(root, "linkdir/evil.sh"), 403},
+		{"NUL byte", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + root + "/hello.sh\x00.png"}), 400},
+		{"Apache's proxy:fcgi:// form", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=proxy:fcgi://127.0.0.1:9000" + root + "/hello.sh"}), 403},
+		{"CVE-2019-11043 style newline", e, cgiEnv(root, "hello.sh\n.php"), 404},
+		{"no script named", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET"}), 404},
+		{"DOCUMENT_ROOT+SCRIPT_NAME escaping", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "DOCUMENT_ROOT=" + root, "SCRIPT_NAME=/../" + filepath.Base(outside) + "/evil.sh"}), 403},
+		{"not on the allowed list", allowOnly, cgiEnv(root, "env.sh"), 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _, err := respondScript(t, tt.e, tt.env, nil)
+			if err != nil || resp.Status != tt.status {
+				t.Errorf("answer = %d, %v; want %d", resp.Status, err, tt.status)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(outside, "evil.sh.ran")); err == nil {
+		t.Errorf("a script outside the root ran")
+	}
+	if !strings.Contains(logs.String(), "outside the roots") {
+		t.Errorf("log lacks the refusal:\n%s", logs)
+	}
+	// The allowed script itself runs.
+	if resp, _, _ := respondScript(t, allowOnly, cgiEnv(root, "hello.sh"), nil); resp.Status != 200 {
+		t.Errorf("the allowed script answered %d", resp.Status)
+	}
+	// DOCUMENT_ROOT+SCRIPT_NAME when SCRIPT_FILENAME is absent.
+	env := bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "DOCUMENT_ROOT=" + root, "SCRIPT_NAME=/hello.sh"})
+	if resp, body, _ := respondScript(t, e, env, nil); resp.Status != 200 || body != "hello " {
+		t.Errorf("DOCUMENT_ROOT+SCRIPT_NAME: %d %q", resp.Status, body)
+	}
+}
+
+// alive reports whether the process whose pid a script wrote into file is
+// still there (a zombie counts as gone: it no longer runs).
+func alive(t *testing.T, file string) (bool, int) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("the script wrote no pid: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false, pid
+	}
+	// The state follows the command name in parentheses.
+	_, after, _ := strings.Cut(string(stat), ") ")
+	return !strings.HasPrefix(after, "Z"), pid
+}
+
+func TestExecutorEndsScripts(t *testing.T) {
+	root := scripts(t)
+	e, logs := newExecutor(t, root, func(e *Executor) { e.Timeout = 300 * time.Millisecond })
+	tests := []struct {
+		name    string
+		script  string
+		status  int
+		wantLog string
+	}{
+		{"a script past the timeout: 504, group killed", "sleep.sh", 504, "timed out"},
+		{"a script that ignores SIGTERM: SIGKILL after the grace", "stubborn.sh", 504, "timed out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			resp, _, _ := respondScript(t, e, cgiEnv(root, tt.script, "QUERY_STRING="+pidFile), nil)
+			if resp.Status != tt.status {
+				t.Errorf("status = %d, want %d", resp.Status, tt.status)
+			}
+			if running, pid := alive(t, pidFile); running {
+				t.Errorf("script process %d still runs after the answer", pid)
+			}
+			if !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs)
+			}
+		})
+	}
+
+	t.Run("client gone: group killed", func(t *testing.T) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		e, _ := newExecutor(t, root, nil)
+		go func() {
+			done <- e.Respond(ctx, &bridge.Request{Env: cgiEnv(root, "stubborn.sh", "QUERY_STRING="+pidFile)}, new(flushRecorder))
+		}()
+		// The script writes its pid before anything else; wait for it.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the script never started")
+			}
+		}
+		cancel()
+		<-done
+		if running, pid := alive(t, pidFile); running {
+			t.Errorf("script process %d still runs after the client went", pid)
+		}
+	})
+
+	t.Run("a child of the script holds stdout after it exits: cut after the grace, group gone", func(t *testing.T) {
+		os.WriteFile(filepath.Join(root, "forks.sh"), []byte("#!/bin/sh\necho $$ > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\n\\npartial'\nsleep 30 &\nexit 0\n"), 0o755)
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		e, logs := newExecutor(t, root, nil)
+		resp, body, err := respondScript(t, e, cgiEnv(root, "forks.sh", "QUERY_STRING="+pidFile), nil)
+		if resp.Status != 200 || body != "partial" || !errors.Is(err, bridge.ErrCutShort) {
+			t.Errorf("answer = %d %q %v; want 200 %q cut short", resp.Status, body, err, "partial")
+		}
+		_, pid := alive(t, pidFile)
+		// SIGKILL takes effect asynchronously: poll, bounded.
+		for deadline := time.Now().Add(10 * time.Second); len(groupRunning(t, pid)) > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("processes of the script's group %d still run: %v", pid, groupRunning(t, pid))
+			}
+		}
+		if !strings.Contains(logs.String(), "hold its output") {
+			t.Errorf("log lacks the strays:\n%s", logs)
+		}
+	})
+
+	t.Run("stdout closed early, process lingers: answer at once, then ended", func(t *testing.T) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		e, _ := newExecutor(t, root, nil)
+		resp, body, err := respondScript(t, e, cgiEnv(root, "lingers.sh", "QUERY_STRING="+pidFile), nil)
+		if err != nil || resp.Status != 200 || body != "done" {
+			t.Errorf("answer = %d %q %v", resp.Status, body, err)
+		}
+		// supervise ends it after the grace (200 ms); poll for that.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if running, _ := alive(t, pidFile); !running {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the lingering script was never ended")
+			}
+		}
+	})
+}
+
+// TestExecutorStreams: a script's body reaches the client as it comes:
+// the executor flushes the first line while the script still runs.
+func TestExecutorStreams(t *testing.T) {
+	root := scripts(t)
+	e, _ := newExecutor(t, root, nil)
+	flag := filepath.Join(t.TempDir(), "go-on")
+	out := &flushRecorder{flushed: make(chan string, 16)}
+	done := make(chan error, 1)
+	go func() {
+		done <- e.Respond(context.Background(), &bridge.Request{Env: cgiEnv(root, "stream.sh", "QUERY_STRING="+flag)}, out)
+	}()
+	for first := range out.flushed {
+		if strings.HasSuffix(first, "first\n") {
+			break
+		}
+	}
+	os.WriteFile(flag, nil, 0o644)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out.String(), "\r\n\r\nfirst\nsecond\n") {
+		t.Errorf("stream = %q", out.String())
+	}
+}
+
+func TestExecutorLimits(t *testing.T) {
+	root := scripts(t)
+	t.Run("MaxBodyBytes: a declared body over it gets 413", func(t *testing.T) {
+		e, _ := newExecutor(t, root, func(e *Executor) { e.MaxBodyBytes = 10 })
+		resp, _, _ := respondScript(t, e, cgiEnv(root, "cat.sh", "REQUEST_METHOD=POST", "CONTENT_LENGTH=11"), strings.NewReader("01234567890"))
+		if resp.Status != 413 {
+			t.Errorf("status = %d, want 413", resp.Status)
+		}
+	})
+	t.Run("MaxBodyBytes: a body of unknown length is cut", func(t *testing.T) {
+		e, _ := newExecutor(t, root, func(e *Executor) { e.MaxBodyBytes = 10 })
+		_, body, _ := respondScript(t, e, cgiEnv(root, "cat.sh", "REQUEST_METHOD=POST"), strings.NewReader("0123456789 and more"))
+		check(t, body, "0123456789")
+	})
+	t.Run("MaxChildren: a request past it waits, then 503", func(t *testing.T) {
+		e, logs := newExecutor(t, root, func(e *Executor) { e.MaxChildren, e.QueueTimeout = 1, 100*time.Millisecond })
+		flag := filepath.Join(t.TempDir(), "go-on")
+		out := &flushRecorder{flushed: make(chan string, 16)}
+		done := make(chan error, 1)
+		go func() {
+			done <- e.Respond(context.Background(), &bridge.Request{Env: cgiEnv(root, "stream.sh", "QUERY_STRING="+flag)}, out)
+		}()
+		<-out.flushed // the first request holds the only slot
+		resp, _, _ := respondScript(t, e, cgiEnv(root, "hello.sh"), nil)
+		if resp.Status != 503 || !strings.Contains(logs.String(), "no free slot") {
+			t.Errorf("status = %d, want 503; log:\n%s", resp.Status, logs)
+		}
+		os.WriteFile(flag, nil, 0o644)
+		<-done
+		if resp, _, _ := respondScript(t, e, cgiEnv(root, "hello.sh"), nil); resp.Status != 200 {
+			t.Errorf("after the slot freed: %d", resp.Status)
+		}
+	})
+	t.Run("MaxHeaderBytes", func(t *testing.T) {
+		os.WriteFile(filepath.Join(root, "bighead.sh"), []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\nX-Big: '\nhead -c 5000 /dev/zero | tr '\\0' a\nprintf '\\n\\n'\n"), 0o755)
+		e, logs := newExecutor(t, root, func(e *Executor) { e.MaxHeaderBytes = 1024 })
+		resp, _, _ := respondScript(t, e, cgiEnv(root, "bighead.sh"), nil)
+		if resp.Status != 502 || !strings.Contains(logs.String(), "too large") {
+			t.Errorf("status = %d, want 502; log:\n%s", resp.Status, logs)
+		}
+	})
+	t.Run("StderrToWebServer", func(t *testing.T) {
+		e, _ := newExecutor(t, root, func(e *Executor) { e.StderrToWebServer = true })
+		var webLog bytes.Buffer
+		e.Respond(context.Background(), &bridge.Request{Env: cgiEnv(root, "die.sh"), Stderr: &webLog}, new(flushRecorder))
+		if !strings.Contains(webLog.String(), "dying before any header") {
+			t.Errorf("web server's error log = %q", webLog.String())
+		}
+	})
+	t.Run("Credential", func(t *testing.T) {
+		os.WriteFile(filepath.Join(root, "id.sh"), []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nid -u\n"), 0o755)
+		// The user must reach the script: open the temporary directories.
+		os.Chmod(root, 0o755)
+		os.Chmod(filepath.Dir(root), 0o755)
+		e, _ := newExecutor(t, root, func(e *Executor) { e.Credential = &syscall.Credential{Uid: 65534, Gid: 65534} })
+		if os.Geteuid() != 0 {
+			if err := e.Validate(); err == nil || !strings.Contains(err.Error(), "needs the runner to run as root") {
+				t.Errorf("Validate as uid %d = %v, want a refusal", os.Geteuid(), err)
+			}
+			return
+		}
+		resp, body, _ := respondScript(t, e, cgiEnv(root, "id.sh"), nil)
+		if resp.Status != 200 || body != "65534\n" {
+			t.Errorf("script as uid 65534 answered %d %q", resp.Status, body)
+		}
+	})
+}
+
+// TestNoZombies runs last in this file's order of declaration: every child
+// the executor started has been waited for.
+func TestNoZombies(t *testing.T) {
+	if z := zombies(t); len(z) > 0 {
+		t.Errorf("zombie children of the test process: %v", z)
+	}
+}
+
+// zombies lists the zombie children of this process.
+func zombies(t *testing.T) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	var z []int
+	me := os.Getpid()
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		_, after, _ := strings.Cut(string(stat), ") ")
+		fields := strings.Fields(after)
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(me) {
+			z = append(z, pid)
+		}
+	}
+	return z
+}
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// groupRunning lists the processes of group pgid that still run (zombies,
+// which an init that does not reap may keep, do not run).
+func groupRunning(t *testing.T, pgid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	var running []int
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		_, after, _ := strings.Cut(string(stat), ") ")
+		// state ppid pgrp ...
+		if f := strings.Fields(after); len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			running = append(running, pid)
+		}
+	}
+	return running
+}
