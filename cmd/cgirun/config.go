@@ -1,0 +1,328 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/cgirun/cgirun/cgi"
+	"github.com/cgirun/cgirun/fastcgi"
+)
+
+// Exit statuses of run.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // a mistake on the command line or in a CGIRUN_* variable
+)
+
+// envPrefix is the prefix of every environment variable the commands read.
+// Unprefixed names are never read: in CGI the environment holds HTTP_*
+// values that any client controls.
+const envPrefix = "CGIRUN"
+
+// usageError is a mistake on the command line or in the environment: one
+// line on stderr, exit status 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// exitCode ends a command with a status and nothing more to say (probe's
+// answer outside 2xx and 3xx: the answer itself was printed).
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+// errHelp is returned once a command's help was printed: exit status 0.
+var errHelp = errors.New("help printed")
+
+// loadEnv reads the CGIRUN_* variables into spec, a pointer to a command's
+// config struct, and names the variable in its error.
+func loadEnv(spec any) error {
+	err := envconfig.Process(envPrefix, spec)
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return usagef("%s=%q: %v", pe.KeyName, pe.Value, pe.Err)
+	}
+	if err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// newFlagSet returns a flag set that prints nothing: run prints one line
+// for an error and the whole help for -h or --help.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("cgirun "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses args into fs and returns the positional arguments, which
+// may come before, between or after the flags ("probe ADDR --timeout 1s").
+// After "--" every argument is positional. On -h or --help it writes help
+// to stdout and returns errHelp.
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer, help func(io.Writer)) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				help(stdout)
+				return nil, errHelp
+			}
+			return nil, &usageError{err}
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// listFlag is a repeatable flag for a list that the environment may have
+// filled: the first use on the command line replaces that list.
+type listFlag struct {
+	list *[]string
+	set  bool
+}
+
+func (f *listFlag) String() string {
+	if f.list == nil {
+		return ""
+	}
+	return strings.Join(*f.list, ",")
+}
+
+func (f *listFlag) Set(v string) error {
+	if !f.set {
+		*f.list, f.set = nil, true
+	}
+	*f.list = append(*f.list, v)
+	return nil
+}
+
+// writeHelp writes a command's help: text, then its flags, then the
+// environment variables of spec (a pointer to its config struct).
+func writeHelp(w io.Writer, text string, fs *flag.FlagSet, spec any) {
+	io.WriteString(w, strings.TrimLeft(text, "\n"))
+	if fs != nil {
+		io.WriteString(w, "\nFlags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			dash := "--"
+			if len(f.Name) == 1 {
+				dash = "-"
+			}
+			if name != "" {
+				name = " " + name
+			}
+			fmt.Fprintf(w, "  %s%s%s\n    \t%s", dash, f.Name, name, usage)
+			switch f.DefValue {
+			case "", "0", "0s", "false":
+			default:
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			io.WriteString(w, "\n")
+		})
+	}
+	if spec != nil {
+		io.WriteString(w, "\nEnvironment (the flags override it; lists are comma-separated):\n")
+		tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  VARIABLE\tTYPE\tDEFAULT\tMEANING")
+		const row = "{{range .}}  {{usage_key .}}\t{{usage_type .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"
+		envconfig.Usagef(envPrefix, spec, tw, row)
+		tw.Flush()
+	}
+}
+
+// ScriptConfig holds the settings of running CGI executables, shared by
+// fcgi and http. It is exported so that envconfig reads it embedded.
+type ScriptConfig struct {
+	Children      int           `desc:"-c: most scripts running at once, others wait (fcgiwrap's -c counted preforked processes); 0: no bound"`
+	ScriptTimeout time.Duration `split_words:"true" default:"60s" desc:"--timeout: bound on one script run (504 or a cut response past it); 0: none"`
+	KillGrace     time.Duration `split_words:"true" default:"5s" desc:"--kill-grace: wait between SIGTERM and SIGKILL for a script past its time"`
+	MaxBody       int64         `split_words:"true" desc:"--max-body: bound on a request body in bytes (413 past it); 0: none"`
+	PassEnv       []string      `split_words:"true" default:"PATH" desc:"--pass-env: the runner's own variables that scripts get"`
+	User          string        `desc:"--user: run scripts as USER[:GROUP] (the runner must be root)"`
+}
+
+func (s *ScriptConfig) flags(fs *flag.FlagSet) {
+	fs.IntVar(&s.Children, "c", s.Children, "run at most `N` scripts at once, others wait up to 10s then get 503 (not fcgiwrap's prefork count); 0: no bound")
+	fs.DurationVar(&s.ScriptTimeout, "timeout", s.ScriptTimeout, "end a script running longer than `DURATION` (SIGTERM, then SIGKILL); 0: never")
+	fs.DurationVar(&s.KillGrace, "kill-grace", s.KillGrace, "wait `DURATION` between SIGTERM and SIGKILL")
+	fs.Int64Var(&s.MaxBody, "max-body", s.MaxBody, "refuse request bodies over `BYTES` with 413; 0: no bound")
+	fs.Var(&listFlag{list: &s.PassEnv}, "pass-env", "pass the runner's variable `NAME` to scripts (repeatable)")
+	fs.StringVar(&s.User, "user", s.User, "run scripts as `USER[:GROUP]`, a name or a number (needs root)")
+}
+
+func (s *ScriptConfig) validate() error {
+	counts := []struct {
+		what  string
+		value int64
+	}{{"-c (CGIRUN_CHILDREN)", int64(s.Children)}, {"--max-body (CGIRUN_MAX_BODY)", s.MaxBody}}
+	for _, c := range counts {
+		if c.value < 0 {
+			return usagef("%s = %d: want 0 or more", c.what, c.value)
+		}
+	}
+	if s.ScriptTimeout < 0 {
+		return usagef("--timeout (CGIRUN_SCRIPT_TIMEOUT) = %v: want 0 or more", s.ScriptTimeout)
+	}
+	if s.KillGrace <= 0 {
+		return usagef("--kill-grace (CGIRUN_KILL_GRACE) = %v: want more than 0", s.KillGrace)
+	}
+	s.PassEnv = slices.DeleteFunc(s.PassEnv, func(n string) bool { return n == "" })
+	for _, n := range s.PassEnv {
+		if strings.ContainsAny(n, "=\x00") {
+			return usagef("--pass-env (CGIRUN_PASS_ENV) %q: not a variable name", n)
+		}
+	}
+	return nil
+}
+
+// executor returns the Executor for roots with these settings, checked.
+func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor, error) {
+	cred, err := credential(s.User)
+	if err != nil {
+		return nil, usagef("--user (CGIRUN_USER) %q: %v", s.User, err)
+	}
+	e := &cgi.Executor{
+		Roots:        roots,
+		Env:          append([]string{}, s.PassEnv...), // never nil: empty means none
+		Timeout:      s.ScriptTimeout,
+		KillGrace:    s.KillGrace,
+		MaxChildren:  s.Children,
+		MaxBodyBytes: s.MaxBody,
+		Credential:   cred,
+		Logger:       log,
+	}
+	return e, nil
+}
+
+// credential looks up USER[:GROUP], each a name or a number. The scripts
+// get the user's supplementary groups, as after initgroups.
+func credential(spec string) (*syscall.Credential, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	name, group, hasGroup := strings.Cut(spec, ":")
+	u, err := user.Lookup(name)
+	if err != nil {
+		if _, nerr := strconv.ParseUint(name, 10, 32); nerr != nil {
+			return nil, err
+		}
+		if u, err = user.LookupId(name); err != nil {
+			return nil, err
+		}
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %s has a uid %q that is not a number", name, u.Uid)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %s has a gid %q that is not a number", name, u.Gid)
+	}
+	if hasGroup {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if _, nerr := strconv.ParseUint(group, 10, 32); nerr != nil {
+				return nil, err
+			}
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, err
+			}
+		}
+		if gid, err = strconv.ParseUint(g.Gid, 10, 32); err != nil {
+			return nil, fmt.Errorf("group %s has a gid %q that is not a number", group, g.Gid)
+		}
+	}
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("groups of %s: %w", name, err)
+	}
+	for _, id := range ids {
+		if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+			cred.Groups = append(cred.Groups, uint32(n))
+		}
+	}
+	return cred, nil
+}
+
+// fastcgiAddr checks a FastCGI address and returns it in the form
+// package fastcgi takes. fcgiwrap's "tcp6:[::1]:9000" and "tcp4:" are
+// accepted too.
+func fastcgiAddr(addr string) (normal, network, address string, err error) {
+	for _, p := range []string{"tcp6:", "tcp4:"} {
+		if rest, ok := strings.CutPrefix(addr, p); ok {
+			addr = "tcp:" + rest
+		}
+	}
+	network, address, err = fastcgi.ParseAddr(addr)
+	return addr, network, address, err
+}
+
+// checkHTTPAddr checks a host:port to listen on.
+func checkHTTPAddr(what, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("%s = %q: want host:port, such as 127.0.0.1:8000", what, addr)
+	}
+	return nil
+}
+
+func checkLogFormat(f string) error {
+	if f != "text" && f != "json" {
+		return usagef("--log-format (CGIRUN_LOG_FORMAT) = %q: want text or json", f)
+	}
+	return nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// absDir returns dir as an absolute path and checks that it is a
+// directory.
+func absDir(what, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", usagef("%s %q: %v", what, dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return "", usagef("%s %q: %v", what, dir, err)
+	}
+	if !fi.IsDir() {
+		return "", usagef("%s %q: not a directory", what, dir)
+	}
+	return abs, nil
+}

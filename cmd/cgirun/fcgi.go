@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cgirun/cgirun/fastcgi"
+)
+
+// fcgiConfig is the configuration of "cgirun fcgi".
+type fcgiConfig struct {
+	Root              []string      `desc:"--root: the directories holding the scripts; default: those of the -p scripts"`
+	Fastcgi           string        `desc:"-s: the address to listen on: unix:/path, tcp:host:port or host:port; empty: the socket on fd 0, or systemd's"`
+	Allow             []string      `desc:"-p: the only scripts that may run, by path"`
+	StderrToWebServer bool          `split_words:"true" desc:"-f: copy what scripts write to stderr to the web server's error log"`
+	SocketMode        string        `split_words:"true" default:"0660" desc:"--socket-mode: the mode of the unix socket -s creates (octal)"`
+	ShutdownGrace     time.Duration `split_words:"true" default:"30s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
+	LogFormat         string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
+	ScriptConfig
+}
+
+const fcgiHelp = `
+Usage: cgirun fcgi [flags]
+       cgirun [fcgiwrap's flags]
+
+Serves the CGI executables under the --root directories over FastCGI, for
+nginx (fastcgi_pass) or Apache (mod_proxy_fcgi): fcgiwrap's job. The script
+of a request is SCRIPT_FILENAME, or DOCUMENT_ROOT + SCRIPT_NAME; it must be
+an executable file inside a root (symbolic links resolved), and one of the
+-p scripts when -p is given, or the client gets 403 or 404 and nothing runs.
+Scripts get the request's CGI variables, never HTTP_PROXY, plus only the
+--pass-env variables of cgirun's own environment.
+
+fcgiwrap's flags work as they are: -s ADDR, -c N, -f, -p PATH. Unlike
+fcgiwrap, -c is the most scripts running at once (a request past it waits up
+to 10 seconds for a slot, then gets 503), not a number of preforked
+processes. Without -s, cgirun serves the listening socket on fd 0
+(spawn-fcgi, mod_fcgid), else the sockets systemd passed (LISTEN_FDS).
+
+On SIGTERM or SIGINT it stops accepting, lets requests in flight finish
+within --shutdown-grace, and exits 0.
+`
+
+func (c *cli) fcgi(ctx context.Context, args []string) error {
+	var cfg fcgiConfig
+	envErr := loadEnv(&cfg)
+	fs := newFlagSet("fcgi")
+	fs.Var(&listFlag{list: &cfg.Root}, "root", "serve the scripts under `DIR` (repeatable)")
+	fs.StringVar(&cfg.Fastcgi, "s", cfg.Fastcgi, "listen on `ADDR`: unix:/path, tcp:host:port or host:port")
+	fs.Var(&listFlag{list: &cfg.Allow}, "p", "let only the script at `PATH` run (repeatable)")
+	fs.BoolVar(&cfg.StderrToWebServer, "f", cfg.StderrToWebServer, "copy scripts' stderr to the web server's error log (it always goes to cgirun's log)")
+	fs.StringVar(&cfg.SocketMode, "socket-mode", cfg.SocketMode, "create the unix socket of -s with `MODE` (octal)")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
+	cfg.ScriptConfig.flags(fs)
+	pos, err := parse(fs, args, c.stdout, func(w io.Writer) { writeHelp(w, fcgiHelp, fs, &fcgiConfig{}) })
+	if err != nil {
+		return err
+	}
+	if envErr != nil {
+		return envErr
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	mode, err := cfg.validate()
+	if err != nil {
+		return err
+	}
+
+	log := newLogger(cfg.LogFormat, c.stderr)
+	exec, err := cfg.executor(cfg.Root, log)
+	if err != nil {
+		return err
+	}
+	exec.Allow = cfg.Allow
+	exec.StderrToWebServer = cfg.StderrToWebServer
+	if err := exec.Validate(); err != nil {
+		return &usageError{err}
+	}
+
+	lns, where, err := c.fcgiListeners(cfg.Fastcgi, mode)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 && exec.Credential == nil {
+		log.Warn("cgirun: scripts run as root; give --user to run them as someone else")
+	}
+	srv := &fastcgi.Server{Responder: exec, Logger: log}
+	log.Info("cgirun: serving FastCGI", "on", where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
+	return serveUntil(ctx, log, cfg.ShutdownGrace, len(lns),
+		func(i int) error { return srv.Serve(lns[i]) }, srv.Shutdown, srv.Close)
+}
+
+// validate checks cfg, fills in what has a derived default, and returns
+// the socket mode.
+func (cfg *fcgiConfig) validate() (os.FileMode, error) {
+	if err := checkLogFormat(cfg.LogFormat); err != nil {
+		return 0, err
+	}
+	m, err := strconv.ParseUint(cfg.SocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, usagef("--socket-mode (CGIRUN_SOCKET_MODE) = %q: want an octal mode such as 0660", cfg.SocketMode)
+	}
+	if cfg.ShutdownGrace < 0 {
+		return 0, usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
+	}
+	if cfg.Fastcgi != "" {
+		addr, _, _, err := fastcgiAddr(cfg.Fastcgi)
+		if err != nil {
+			return 0, usagef("-s (CGIRUN_FASTCGI): %v", err)
+		}
+		cfg.Fastcgi = addr
+	}
+	empty := func(s string) bool { return s == "" }
+	cfg.Allow = slices.DeleteFunc(cfg.Allow, empty)
+	cfg.Root = slices.DeleteFunc(cfg.Root, empty)
+	if len(cfg.Root) == 0 {
+		// fcgiwrap needs no root: "fcgiwrap -p /usr/lib/cgit/cgit.cgi"
+		// still works, with the scripts' directories as roots.
+		for _, a := range cfg.Allow {
+			if d := filepath.Dir(a); !slices.Contains(cfg.Root, d) {
+				cfg.Root = append(cfg.Root, d)
+			}
+		}
+	}
+	if len(cfg.Root) == 0 {
+		return 0, usagef("no root: give --root DIR (or CGIRUN_ROOT), the directory holding the scripts")
+	}
+	if err := cfg.ScriptConfig.validate(); err != nil {
+		return 0, err
+	}
+	return os.FileMode(m), nil
+}
+
+// fcgiListeners returns the sockets to serve: the -s address, else the
+// listening socket on fd 0, else systemd's.
+func (c *cli) fcgiListeners(addr string, mode os.FileMode) ([]net.Listener, string, error) {
+	if addr != "" {
+		l, err := fastcgi.Listen(addr, mode)
+		if err != nil {
+			return nil, "", fmt.Errorf("-s %s: %w", addr, err)
+		}
+		return []net.Listener{l}, addr, nil
+	}
+	if _, ok := socketOnStdin(c.stdin); ok {
+		l, err := stdinListener(c.stdin)
+		if err != nil {
+			return nil, "", err
+		}
+		return []net.Listener{l}, "fd 0 (" + l.Addr().String() + ")", nil
+	}
+	ls, err := fastcgi.SystemdListeners()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(ls) > 0 {
+		return ls, "systemd sockets", nil
+	}
+	return nil, "", usagef("no socket: give -s or start with a socket on fd 0")
+}

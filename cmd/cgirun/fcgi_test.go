@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// envScript is a CGI script that prints some of its variables ("unset"
+// when absent), its uid and its stdin.
+const envScript = `#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+for v in SCRIPT_NAME PATH_INFO QUERY_STRING REQUEST_METHOD CONTENT_LENGTH HTTP_X_TEST HTTP_AUTHORIZATION HTTP_PROXY SERVER_SOFTWARE; do
+	eval "echo $v=\${$v-unset}"
+done
+echo "uid=$(id -u)"
+echo "stdin=$(cat)"
+`
+
+func TestFCGIServesScripts(t *testing.T) {
+	root := t.TempDir()
+	hello := writeScript(t, filepath.Join(root, "hello.sh"), envScript)
+	writeScript(t, filepath.Join(root, "sub", "other.sh"), envScript)
+	outside := writeScript(t, filepath.Join(t.TempDir(), "outside.sh"), envScript)
+	sock := filepath.Join(socketDir(t), "f.sock")
+	// --root replaces CGIRUN_ROOT, which would fail.
+	t.Setenv("CGIRUN_ROOT", "/no/such/dir")
+
+	r := start(t, nil, "fcgi", "--root", root, "-s", "unix:"+sock, "-c", "2", "--timeout", "30s")
+	r.waitLog(`serving FastCGI`)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket %s: %v, %v; want mode 0660", sock, fi, err)
+	}
+
+	base := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+	with := func(kv ...string) map[string]string {
+		p := make(map[string]string)
+		for k, v := range base {
+			p[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			p[kv[i]] = kv[i+1]
+		}
+		return p
+	}
+	tests := []struct {
+		name       string
+		params     map[string]string
+		body       string
+		wantStatus int
+		want       []string // in the body
+	}{
+		{name: "SCRIPT_FILENAME runs", params: with("SCRIPT_FILENAME", hello, "SCRIPT_NAME", "/hello.sh", "QUERY_STRING", "a=1"), wantStatus: 200,
+			want: []string{"SCRIPT_NAME=/hello.sh", "QUERY_STRING=a=1", "REQUEST_METHOD=GET", "stdin=\n"}},
+		{name: "DOCUMENT_ROOT and SCRIPT_NAME", params: with("DOCUMENT_ROOT", root, "SCRIPT_NAME", "/sub/other.sh"), wantStatus: 200,
+			want: []string{"SCRIPT_NAME=/sub/other.sh"}},
+		{name: "POST body on stdin", params: with("SCRIPT_FILENAME", hello, "REQUEST_METHOD", "POST"), body: "posted data", wantStatus: 200,
+			want: []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=11", "stdin=posted data"}},
+		{name: "httpoxy: HTTP_PROXY never reaches the script", params: with("SCRIPT_FILENAME", hello, "HTTP_PROXY", "http://evil:3128"), wantStatus: 200,
+			want: []string{"HTTP_PROXY=unset"}},
+		{name: "missing script", params: with("SCRIPT_FILENAME", filepath.Join(root, "nope.sh")), wantStatus: 404},
+		{name: "script outside the root", params: with("SCRIPT_FILENAME", outside), wantStatus: 403},
+		{name: "traversal out of the root", params: with("DOCUMENT_ROOT", root, "SCRIPT_NAME", "/../"+filepath.Base(filepath.Dir(outside))+"/outside.sh"), wantStatus: 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := fcgiDo(t, "unix", sock, tt.params, tt.body)
+			if rec.Code != tt.wantStatus {
+				t.Errorf("FastCGI request %v = %d %q, want %d", tt.params, rec.Code, rec.Body, tt.wantStatus)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(rec.Body.String(), w) {
+					t.Errorf("FastCGI request %v body = %q, want it to contain %q", tt.params, rec.Body, w)
+				}
+			}
+		})
+	}
+
+	if code := r.stop(); code != exitOK {
+		t.Errorf("run(fcgi) after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket %s after shutdown: %v, want it removed", sock, err)
+	}
+}
+
+// TestFCGIWrapCommandLine runs cgirun with fcgiwrap's flags and no
+// command or root: the -p scripts' directory is the root, and only they
+// run.
+func TestFCGIWrapCommandLine(t *testing.T) {
+	root := t.TempDir()
+	allowed := writeScript(t, filepath.Join(root, "allowed.cgi"), envScript)
+	other := writeScript(t, filepath.Join(root, "other.cgi"), envScript)
+	sock := filepath.Join(socketDir(t), "w.sock")
+	r := start(t, nil, "-f", "-c", "1", "-s", "unix:"+sock, "-p", allowed)
+	r.waitLog(`serving FastCGI`)
+	tests := []struct {
+		name   string
+		script string
+		want   int
+	}{
+		{name: "the -p script runs", script: allowed, want: 200},
+		{name: "another script in its directory does not", script: other, want: 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := fcgiDo(t, "unix", sock, map[string]string{"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": tt.script}, "")
+			if rec.Code != tt.want {
+				t.Errorf("FastCGI request for %s = %d, want %d", tt.script, rec.Code, tt.want)
+			}
+		})
+	}
+	if code := r.stop(); code != exitOK {
+		t.Errorf("run(-f -c 1 -s ... -p ...) after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
+	}
+}
+
+// TestFCGIOnStdinSocket starts cgirun with no command and a listening
+// socket on stdin, as spawn-fcgi and mod_fcgid do.
+func TestFCGIOnStdinSocket(t *testing.T) {
+	root := t.TempDir()
+	hello := writeScript(t, filepath.Join(root, "hello.sh"), envScript)
+	sock := filepath.Join(socketDir(t), "in.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t.Setenv("CGIRUN_ROOT", root)
+
+	r := start(t, f)
+	r.waitLog(`serving FastCGI" on="fd 0`)
+	rec := fcgiDo(t, "unix", sock, map[string]string{"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": hello}, "")
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "REQUEST_METHOD=GET") {
+		t.Errorf("FastCGI request on the stdin socket = %d %q, want 200 and the script's output", rec.Code, rec.Body)
+	}
+	if code := r.stop(); code != exitOK {
+		t.Errorf("run() on a stdin socket after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
+	}
+	// stdin itself was left alone: it is still a listening socket.
+	if _, ok := socketOnStdin(f); !ok {
+		t.Errorf("socketOnStdin(stdin) after the run = false, want the socket still open")
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/yookoala/gofast"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// proxyConfig is the configuration of "cgirun proxy".
+type proxyConfig struct {
+	Fastcgi       string        `desc:"--to: the FastCGI server: unix:/path, tcp:host:port or host:port (required)"`
+	Root          string        `desc:"--root: the DOCUMENT_ROOT sent to the server, as the server sees it; default: the current directory"`
+	Index         string        `default:"index.php" desc:"--index: the file a path ending in / names; empty: none"`
+	HTTP          string        `default:"127.0.0.1:8000" desc:"--addr: the address to listen on, host:port"`
+	ShutdownGrace time.Duration `split_words:"true" default:"5s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
+	LogFormat     string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
+}
+
+const proxyHelp = `
+Usage: cgirun proxy --to ADDR [--root DIR] [flags]
+
+Serves HTTP and passes every request to the FastCGI server at ADDR
+(php-fpm, "cgirun fcgi", a program built with cgirun.Run), as nginx's
+fastcgi_pass would: to try a FastCGI application without a web server.
+SCRIPT_NAME is the URL path (plus --index when it ends in /),
+SCRIPT_FILENAME is --root plus SCRIPT_NAME and DOCUMENT_ROOT is --root;
+the other variables are those of RFC 3875, with HTTP_AUTHORIZATION and
+REDIRECT_STATUS=200 as nginx's fastcgi_params send them, never HTTP_PROXY.
+No PATH_INFO is split off. Responses are flushed to the client as they
+come.
+`
+
+// proxyDialTimeout bounds connecting to the FastCGI server.
+const proxyDialTimeout = 10 * time.Second
+
+func (c *cli) proxy(ctx context.Context, args []string) error {
+	var cfg proxyConfig
+	envErr := loadEnv(&cfg)
+	fs := newFlagSet("proxy")
+	fs.StringVar(&cfg.Fastcgi, "to", cfg.Fastcgi, "pass requests to the FastCGI server at `ADDR`: unix:/path, tcp:host:port or host:port")
+	fs.StringVar(&cfg.Root, "root", cfg.Root, "send `DIR` as DOCUMENT_ROOT (a path on the FastCGI server's side)")
+	fs.StringVar(&cfg.Index, "index", cfg.Index, "add `FILE` to paths ending in /")
+	fs.StringVar(&cfg.HTTP, "addr", cfg.HTTP, "listen on `HOST:PORT`")
+	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
+	pos, err := parse(fs, args, c.stdout, func(w io.Writer) { writeHelp(w, proxyHelp, fs, &proxyConfig{}) })
+	if err != nil {
+		return err
+	}
+	if envErr != nil {
+		return envErr
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if cfg.Fastcgi == "" {
+		return usagef("no FastCGI server: give --to ADDR (or CGIRUN_FASTCGI)")
+	}
+	addr, network, address, err := fastcgiAddr(cfg.Fastcgi)
+	if err != nil {
+		return usagef("--to (CGIRUN_FASTCGI): %v", err)
+	}
+	if err := checkHTTPAddr("--addr (CGIRUN_HTTP)", cfg.HTTP); err != nil {
+		return err
+	}
+	if err := checkLogFormat(cfg.LogFormat); err != nil {
+		return err
+	}
+	if strings.Contains(cfg.Index, "/") {
+		return usagef("--index (CGIRUN_INDEX) = %q: want a file name", cfg.Index)
+	}
+	if cfg.ShutdownGrace < 0 {
+		return usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
+	}
+	if cfg.Root == "" {
+		cfg.Root = "."
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return usagef("--root (CGIRUN_ROOT) %q: %v", cfg.Root, err)
+	}
+
+	log := newLogger(cfg.LogFormat, c.stderr)
+	l, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newProxy(network, address, filepath.ToSlash(root), cfg.Index),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
+	return serveUntil(ctx, log, cfg.ShutdownGrace, 1,
+		func(int) error { return srv.Serve(l) }, srv.Shutdown, srv.Close)
+}
+
+// newProxy returns the handler that passes requests to the FastCGI server
+// at network, address through gofast. gofast's own parameter middlewares
+// are not used: BasicParamsMap and MapHeader join Cookie fields with ","
+// (which breaks cookie parsing), pass a Proxy header on as HTTP_PROXY
+// (httpoxy) and let "X_Real_IP" pass for "X-Real-IP". The variables come
+// from bridge.EnvironFromHTTP instead, as for "cgirun http".
+func newProxy(network, address, root, index string) http.Handler {
+	dial := func() (net.Conn, error) { return net.DialTimeout(network, address, proxyDialTimeout) }
+	session := proxyParams(root, index)(gofast.BasicSession)
+	h := gofast.NewHandler(session, gofast.SimpleClientFactory(dial))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// gofast sends the body while it relays the answer: the answer's
+		// header must not make net/http discard the unread body.
+		http.NewResponseController(w).EnableFullDuplex()
+		h.ServeHTTP(flushWriter{w}, r)
+	})
+}
+
+// proxyParams returns the gofast middleware that sets a request's CGI
+// variables.
+func proxyParams(root, index string) gofast.Middleware {
+	return func(inner gofast.SessionHandler) gofast.SessionHandler {
+		return func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
+			r := req.Raw
+			name := path.Clean("/" + r.URL.Path)
+			if index != "" && strings.HasSuffix(r.URL.Path, "/") {
+				name = path.Join(name, index)
+			}
+			env := bridge.EnvironFromHTTP(r, name, "")
+			if auth := r.Header.Get("Authorization"); auth != "" {
+				env.Set("HTTP_AUTHORIZATION", auth)
+			}
+			env.Set("SCRIPT_FILENAME", path.Join(root, name))
+			env.Set("DOCUMENT_ROOT", root)
+			env.Set("DOCUMENT_URI", name)
+			env.Set("SERVER_SOFTWARE", "cgirun")
+			env.Set("REDIRECT_STATUS", "200") // php-cgi's cgi.force_redirect
+			for k, v := range env.All() {
+				req.Params[k] = v
+			}
+			return inner(client, req)
+		}
+	}
+}
+
+// flushWriter flushes after every write of a response without
+// Content-Length, so that a stream (Server-Sent Events, a long report)
+// reaches the client as the FastCGI server sends it; gofast writes once
+// per FastCGI record. A response of known length is left to net/http's
+// buffering: flushed early, its client could hang up before gofast has
+// read FCGI_END_REQUEST, and gofast would log the request as cancelled.
+type flushWriter struct{ http.ResponseWriter }
+
+func (w flushWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if err == nil && w.Header().Get("Content-Length") == "" {
+		err = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+	return n, err
+}
+
+func (w flushWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/fastcgi"
+)
+
+// startFastCGI serves h with a fastcgi.Server on a unix socket and returns
+// the socket's path. t's cleanup closes it.
+func startFastCGI(t *testing.T, h http.Handler) string {
+	t.Helper()
+	sock := filepath.Join(socketDir(t), "app.sock")
+	l, err := fastcgi.Listen("unix:"+sock, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fastcgi.Server{Handler: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return sock
+}
+
+// app is the Go handler behind the FastCGI server of the proxy and probe
+// tests.
+func app(release <-chan struct{}) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "broken", http.StatusInternalServerError)
+	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ok", http.StatusFound)
+	})
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "one\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "two\n")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		env := bridge.EnvironOf(r)
+		fmt.Fprintf(w, "method=%s\npath=%s\nquery=%s\n", r.Method, r.URL.Path, r.URL.RawQuery)
+		for _, name := range []string{"SCRIPT_NAME", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "HTTP_PROXY", "HTTP_AUTHORIZATION", "HTTP_X_TEST", "SERVER_SOFTWARE", "REDIRECT_STATUS", "HTTP_X_REAL_IP"} {
+			v, ok := env.Lookup(name)
+			if !ok {
+				v = "unset"
+			}
+			fmt.Fprintf(w, "%s=%s\n", name, v)
+		}
+		for _, c := range r.Cookies() {
+			fmt.Fprintf(w, "cookie %s=%s\n", c.Name, c.Value)
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "body=%s\n", body)
+	})
+	return mux
+}
+
+func TestProxy(t *testing.T) {
+	release := make(chan struct{})
+	sock := startFastCGI(t, app(release))
+	r := start(t, nil, "proxy", "--to", "unix:"+sock, "--root", "/srv/www", "--addr", "127.0.0.1:0")
+	base := "http://" + r.httpAddr()
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		header     http.Header
+		wantStatus int
+		want       []string
+	}{
+		{name: "GET with a query", path: "/app/page?x=1&y=%41", wantStatus: 200, want: []string{
+			"method=GET\n", "path=/app/page\n", "query=x=1&y=%41\n", "SCRIPT_NAME=/app/page\n",
+			"SCRIPT_FILENAME=/srv/www/app/page\n", "DOCUMENT_ROOT=/srv/www\n", "SERVER_SOFTWARE=cgirun\n", "REDIRECT_STATUS=200\n"}},
+		{name: "--index for a directory", path: "/dir/", wantStatus: 200, want: []string{"path=/dir/\n", "SCRIPT_NAME=/dir/index.php\n", "SCRIPT_FILENAME=/srv/www/dir/index.php\n"}},
+		{name: "no escape from the root", path: "/a/%2e%2e/%2e%2e/etc/passwd", wantStatus: 200, want: []string{"SCRIPT_FILENAME=/srv/www/etc/passwd\n"}},
+		{name: "POST body", method: "POST", path: "/form", body: "a=1&b=2", wantStatus: 200, want: []string{"method=POST\n", "body=a=1&b=2\n"}},
+		{name: "headers", path: "/h", header: http.Header{"X-Test": {"v"}, "Authorization": {"Basic dTpw"}}, wantStatus: 200,
+			want: []string{"HTTP_X_TEST=v\n", "HTTP_AUTHORIZATION=Basic dTpw\n"}},
+		{name: "httpoxy: the Proxy header is not passed", path: "/h", header: http.Header{"Proxy": {"http://evil:3128"}}, wantStatus: 200, want: []string{"HTTP_PROXY=unset\n"}},
+		{name: "an underscore header does not pass for a dash one", path: "/h", header: http.Header{"X_Real_Ip": {"10.0.0.1"}}, wantStatus: 200, want: []string{"HTTP_X_REAL_IP=unset\n"}},
+		{name: "cookies joined with semicolons", path: "/c", header: http.Header{"Cookie": {"a=1", "b=2"}}, wantStatus: 200, want: []string{"cookie a=1\n", "cookie b=2\n"}},
+		{name: "an error status passes through", path: "/fail", wantStatus: 500, want: []string{"broken"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := tt.method
+			if method == "" {
+				method = "GET"
+			}
+			status, _, body := get(t, method, base+tt.path, tt.body, tt.header)
+			if status != tt.wantStatus {
+				t.Errorf("%s %s through the proxy = %d %q, want %d", method, tt.path, status, body, tt.wantStatus)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s %s through the proxy: body %q, want it to contain %q", method, tt.path, body, w)
+				}
+			}
+		})
+	}
+
+	t.Run("a stream is flushed as it comes", func(t *testing.T) {
+		client := &http.Client{Timeout: waitLimit}
+		resp, err := client.Get(base + "/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		// The handler holds "two" until "one" was read: without a flush
+		// this read would wait until the test's time limit.
+		if line, err := br.ReadString('\n'); line != "one\n" {
+			t.Fatalf("first line of /stream = %q, %v; want \"one\\n\" before the rest", line, err)
+		}
+		close(release)
+		if rest, _ := io.ReadAll(br); string(rest) != "two\n" {
+			t.Errorf("rest of /stream = %q, want \"two\\n\"", rest)
+		}
+	})
+
+	if code := r.stop(); code != exitOK {
+		t.Errorf("run(proxy) after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
+	}
+}
+
+func TestProxyDeadServer(t *testing.T) {
+	// gofast logs through the log package: keep its line out of the test
+	// output.
+	log.SetOutput(io.Discard)
+	t.Cleanup(func() { log.SetOutput(defaultLogOutput) })
+	dead := filepath.Join(socketDir(t), "dead.sock")
+	r := start(t, nil, "proxy", "--to", "unix:"+dead, "--addr", "127.0.0.1:0")
+	status, _, body := get(t, "GET", "http://"+r.httpAddr()+"/", "", nil)
+	if status != http.StatusBadGateway {
+		t.Errorf("GET / through a proxy to a dead socket = %d %q, want 502", status, body)
+	}
+}
+
+var defaultLogOutput = log.Writer()
