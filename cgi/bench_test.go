@@ -1,11 +1,20 @@
 package cgi
 
 import (
+	"context"
 	"io"
+	"log"
+	"log/slog"
 	"net/http"
 	stdcgi "net/http/cgi"
+	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/cgirun/cgirun/bridge"
 )
 
 // BenchmarkServeCGI serves one GET with a browser's headers from the process
@@ -52,6 +61,63 @@ func BenchmarkServeCGI(b *testing.B) {
 		for b.Loop() {
 			if err := stdcgi.Serve(hello); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkExecutor runs examples/cgi-bin/hello.c, compiled with the
+// system's cc, for one GET with an empty body: through Executor, through
+// net/http/cgi.Handler (the standard library's CGI host), and with a bare
+// os/exec call that only starts the program and reads its output (the
+// floor: no CGI at all). The figures are the parent's; the child's own
+// start-up is the same for all three.
+func BenchmarkExecutor(b *testing.B) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		b.Skip("no C compiler (cc) to build examples/cgi-bin/hello.c")
+	}
+	root := b.TempDir()
+	hello := filepath.Join(root, "hello-c")
+	if out, err := exec.Command(cc, "-O2", "-o", hello, "../examples/cgi-bin/hello.c").CombinedOutput(); err != nil {
+		b.Fatalf("cc: %v\n%s", err, out)
+	}
+	const want = "Hello, World!\n"
+	env := bridge.EnvironFromList([]string{
+		"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1",
+		"SCRIPT_NAME=/hello-c", "SCRIPT_FILENAME=" + hello, "DOCUMENT_ROOT=" + root,
+		"REQUEST_URI=/hello-c", "QUERY_STRING=", "CONTENT_LENGTH=", "REMOTE_ADDR=127.0.0.1",
+		"HTTP_HOST=localhost", "HTTP_USER_AGENT=bench",
+	})
+	b.Run("impl=cgirun", func(b *testing.B) {
+		e := &Executor{Roots: []string{root}, Logger: slog.New(slog.DiscardHandler)}
+		b.ReportAllocs()
+		for b.Loop() {
+			out := new(flushRecorder)
+			err := e.Respond(context.Background(), &bridge.Request{Env: env, Body: strings.NewReader("")}, out)
+			if err != nil || !strings.HasSuffix(out.String(), want) {
+				b.Fatalf("Respond = %v, stream %q", err, out.String())
+			}
+		}
+	})
+	b.Run("impl=net-http-cgi", func(b *testing.B) {
+		h := &stdcgi.Handler{Path: hello, Root: "/hello-c", Logger: log.New(io.Discard, "", 0)}
+		b.ReportAllocs()
+		for b.Loop() {
+			r := httptest.NewRequest("GET", "/hello-c", nil)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 200 || w.Body.String() != want {
+				b.Fatalf("net/http/cgi: %d %q", w.Code, w.Body.String())
+			}
+		}
+	})
+	b.Run("impl=os-exec", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			out, err := exec.Command(hello).Output()
+			if err != nil || !strings.HasSuffix(string(out), want) {
+				b.Fatalf("os/exec: %v %q", err, out)
 			}
 		}
 	})

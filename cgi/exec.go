@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -212,26 +211,46 @@ func within(path, root string) bool {
 }
 
 // childEnv is the script's environment: the request's CGI variables, less
-// HTTP_PROXY, plus the runner's variables named in Env.
+// HTTP_PROXY, plus the runner's variables named in Env. The entries are
+// cut from one string: one allocation, not one per variable.
 func (e *Executor) childEnv(env *bridge.Environ) []string {
 	names := e.Env
 	if names == nil {
 		names = []string{"PATH"}
 	}
-	list := make([]string, 0, env.Len()+len(names))
+	var b strings.Builder
+	var ends []int
+	add := func(name, v string) {
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(v)
+		ends = append(ends, b.Len())
+	}
+	size := 0
+	for name, v := range env.All() {
+		size += len(name) + 1 + len(v)
+	}
+	b.Grow(size + 256)
+	ends = make([]int, 0, env.Len()+len(names))
 	for name, v := range env.All() {
 		if name == "HTTP_PROXY" || strings.ContainsRune(name, '=') || strings.ContainsRune(name, 0) || strings.ContainsRune(v, 0) {
 			continue // httpoxy; and what execve cannot carry
 		}
-		list = append(list, name+"="+v)
+		add(name, v)
 	}
 	for _, name := range names {
 		if _, set := env.Lookup(name); set {
 			continue // the request's own value wins
 		}
 		if v, ok := os.LookupEnv(name); ok {
-			list = append(list, name+"="+v)
+			add(name, v)
 		}
+	}
+	all := b.String()
+	list := make([]string, len(ends))
+	start := 0
+	for i, end := range ends {
+		list[i], start = all[start:end], end
 	}
 	return list
 }
@@ -301,6 +320,16 @@ func orDefault(d, def time.Duration) time.Duration {
 // errTimeout is the cause of a script's context when it ran too long.
 var errTimeout = errors.New("cgi: script timed out")
 
+// bufPool holds the buffers that copy a script's stdin, stdout and stderr.
+var bufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+// copyBufSize is the size of one copy buffer: a pipe's capacity.
+const copyBufSize = 64 << 10
+
+// devNull is the stdin of scripts whose request has no body, opened once
+// and shared: a child only ever reads it.
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
+
 // run starts the script and relays its answer.
 func (e *Executor) run(parent context.Context, script string, req *bridge.Request, out bridge.Output, log *slog.Logger) error {
 	// ctx ends the script early: on timeout, when the client goes
@@ -310,49 +339,18 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 		t := time.AfterFunc(e.Timeout, func() { cancel(errTimeout) })
 		defer t.Stop()
 	}
-
-	stdout, stdoutW, err := os.Pipe()
+	p, stdout, err := e.start(script, req, log)
 	if err != nil {
-		cancel(nil)
-		log.Error("cgi: pipe", "err", err)
-		return bridge.WriteError(out, http.StatusInternalServerError, "")
-	}
-	defer stdout.Close()
-	stderr := &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer}
-	cmd := &exec.Cmd{
-		Path:        script,
-		Args:        []string{script},
-		Dir:         filepath.Dir(script),
-		Env:         e.childEnv(&req.Env),
-		Stdout:      stdoutW,
-		Stderr:      stderr,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
-		// exec copies stdin and stderr in goroutines of its own; once the
-		// script has exited, Wait waits at most this long for them, so a
-		// child of the script holding stderr open cannot hold the request.
-		WaitDelay: orDefault(e.KillGrace, DefaultKillGrace),
-	}
-	if body := e.body(req); body != nil {
-		cmd.Stdin = body
-	}
-	if err := cmd.Start(); err != nil {
-		stdoutW.Close()
 		cancel(nil)
 		log.Error("cgi: cannot start the script", "err", err)
 		return bridge.WriteError(out, http.StatusBadGateway, "")
 	}
-	stdoutW.Close() // the child holds its own copy
+	defer stdout.Close()
 
-	p := &child{pgid: cmd.Process.Pid, exited: make(chan struct{}), answered: make(chan struct{})}
 	// cut tells whether the answer was cut short rather than complete.
 	cut := func() bool {
 		return errors.Is(context.Cause(ctx), errTimeout) || parent.Err() != nil || p.strays.Load()
 	}
-	go func() {
-		p.err = cmd.Wait()
-		stderr.flush()
-		close(p.exited)
-	}()
 	go func() {
 		e.supervise(ctx, p, log)
 		cancel(nil)
@@ -363,6 +361,8 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	// not hold its response.
 	defer close(p.answered)
 
+	buf := bufPool.Get().(*[copyBufSize]byte)
+	defer bufPool.Put(buf)
 	br := bufio.NewReaderSize(stdout, 4096)
 	resp, err := bridge.ReadResponse(br, e.MaxHeaderBytes)
 	if err != nil {
@@ -387,9 +387,8 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	}
 	// The body, as it comes: each read is passed on, and flushed when the
 	// script has nothing more ready.
-	buf := make([]byte, 32<<10)
 	for {
-		n, rerr := br.Read(buf)
+		n, rerr := br.Read(buf[:])
 		if n > 0 {
 			werr := error(nil)
 			if _, werr = out.Write(buf[:n]); werr == nil && br.Buffered() == 0 {
@@ -418,6 +417,126 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 		}
 	}
 }
+
+// start starts the script with execve (no shell) in its directory and its
+// own process group, and returns it with the read end of its stdout. Its
+// stdin is copied from the request body and its stderr to the log, each by
+// a goroutine of its own, while run reads stdout: a large body and a large
+// answer cannot deadlock.
+func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+	// Every descriptor made here is close-on-exec: the child gets only
+	// its own three, as 0, 1 and 2.
+	var stdin, stdinW *os.File
+	body := e.body(req)
+	if body == nil {
+		null, err := devNull()
+		if err != nil {
+			return nil, nil, err
+		}
+		stdin = null
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		stdin, stdinW = r, w
+	}
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdin, stdinW)
+		return nil, nil, err
+	}
+	stderr, stderrW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdin, stdinW, stdout, stdoutW)
+		return nil, nil, err
+	}
+	proc, err := os.StartProcess(script, []string{script}, &os.ProcAttr{
+		Dir:   filepath.Dir(script),
+		Env:   e.childEnv(&req.Env),
+		Files: []*os.File{stdin, stdoutW, stderrW},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+	})
+	// The child holds its own copies.
+	stdoutW.Close()
+	stderrW.Close()
+	if stdinW != nil {
+		stdin.Close()
+	}
+	if err != nil {
+		closeAll(stdinW, stdout, stderr)
+		return nil, nil, err
+	}
+
+	p := &child{pgid: proc.Pid, exited: make(chan struct{}), answered: make(chan struct{})}
+	if stdinW != nil {
+		go copyStdin(stdinW, body)
+	}
+	grace := orDefault(e.KillGrace, DefaultKillGrace)
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		copyStderr(stderr, &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer})
+	}()
+	go func() {
+		state, err := proc.Wait()
+		if err == nil && !state.Success() {
+			err = &exitError{state}
+		}
+		p.err = err
+		// What the script wrote to stderr is logged before it is said
+		// to be over, unless something it started holds stderr open:
+		// that gets the grace, then its stderr is closed on it.
+		t := time.NewTimer(grace)
+		select {
+		case <-logged:
+		case <-t.C:
+		}
+		t.Stop()
+		stderr.Close()
+		<-logged
+		close(p.exited)
+	}()
+	return p, stdout, nil
+}
+
+// copyStdin writes the request body to the script's stdin and closes it.
+// A script that exits without reading its stdin ends the copy (EPIPE).
+func copyStdin(w *os.File, body io.Reader) {
+	buf := bufPool.Get().(*[copyBufSize]byte)
+	io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, buf[:])
+	bufPool.Put(buf)
+	w.Close()
+}
+
+// copyStderr passes what the script writes to stderr to log, until the
+// pipe ends or is closed.
+func copyStderr(r *os.File, log *stderrLog) {
+	var buf [4096]byte
+	for {
+		n, err := r.Read(buf[:])
+		if n > 0 {
+			log.Write(buf[:n])
+		}
+		if err != nil {
+			log.flush()
+			return
+		}
+	}
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// exitError is a script's exit other than status 0.
+type exitError struct{ state *os.ProcessState }
+
+func (e *exitError) Error() string { return e.state.String() }
 
 // child is a running script.
 type child struct {
@@ -519,12 +638,8 @@ func writeHeader(out bridge.Output, resp *bridge.Response) error {
 }
 
 func exitStatus(err error) string {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
+	if err == nil {
 		return "0"
-	case errors.As(err, &ee):
-		return ee.ProcessState.String()
 	}
 	return err.Error()
 }
