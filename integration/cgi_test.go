@@ -115,6 +115,7 @@ func TestREADMEShowsTheSnippets(t *testing.T) {
 		{"apache-cgi-bin.conf", "apache"},
 		{"nginx-upstream.conf", "nginx"},
 		{"nginx-fastcgi.conf", "nginx"},
+		{"nginx-cgi-bin.conf", "nginx"},
 	} {
 		snippet, err := os.ReadFile(filepath.Join(root, "examples/deploy", tt.file))
 		if err != nil {
