@@ -27,6 +27,9 @@ import (
 const (
 	DefaultKillGrace    = 5 * time.Second
 	DefaultQueueTimeout = 10 * time.Second
+	// DefaultMaxStderrBytes bounds what one script's stderr puts in the
+	// logs.
+	DefaultMaxStderrBytes = 64 << 10
 )
 
 // Executor is the bridge.Responder that runs a CGI executable for each
@@ -82,6 +85,12 @@ type Executor struct {
 	// StderrToWebServer sends what scripts write to stderr to the web
 	// server's error log too (fcgiwrap's -f).
 	StderrToWebServer bool
+	// MaxStderrBytes bounds what one script's stderr puts in the logs
+	// (ours and the web server's); 0 means DefaultMaxStderrBytes, less
+	// than 0 means nothing. Past
+	// it, stderr is still read, so the script never blocks on it, but
+	// dropped, and one line at the end says how much was.
+	MaxStderrBytes int64
 	// Credential, when set, runs the scripts as that user and group. It
 	// needs the runner to run as root; Validate refuses it otherwise.
 	Credential *syscall.Credential
@@ -473,10 +482,17 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		go copyStdin(stdinW, body)
 	}
 	grace := orDefault(e.KillGrace, DefaultKillGrace)
+	room := e.MaxStderrBytes
+	switch {
+	case room == 0:
+		room = DefaultMaxStderrBytes
+	case room < 0:
+		room = 0
+	}
 	logged := make(chan struct{})
 	go func() {
 		defer close(logged)
-		copyStderr(stderr, &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer})
+		copyStderr(stderr, &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room})
 	}()
 	go func() {
 		state, err := proc.Wait()
@@ -519,7 +535,7 @@ func copyStderr(r *os.File, log *stderrLog) {
 			log.Write(buf[:n])
 		}
 		if err != nil {
-			log.flush()
+			log.end()
 			return
 		}
 	}
@@ -645,19 +661,27 @@ func exitStatus(err error) string {
 }
 
 // stderrLog turns a script's stderr into log lines, one a line, and copies
-// them to the web server's error log when asked.
+// them to the web server's error log when asked, up to room bytes.
 type stderrLog struct {
 	log         *slog.Logger
 	req         *bridge.Request
 	toWebServer bool
 	partial     []byte // a line without its end yet
+	room        int64  // bytes that may still be logged
+	dropped     int64  // bytes read past room
 }
 
 // maxStderrLine bounds a logged line; the rest of a longer line is dropped.
 const maxStderrLine = 4 << 10
 
 func (s *stderrLog) Write(p []byte) (int, error) {
-	if s.toWebServer && s.req.Stderr != nil {
+	n := len(p)
+	if int64(len(p)) > s.room {
+		s.dropped += int64(len(p)) - s.room
+		p = p[:s.room]
+	}
+	s.room -= int64(len(p))
+	if s.toWebServer && s.req.Stderr != nil && len(p) > 0 {
 		// Best effort: the web server's error log may be gone with the
 		// request; the line still reaches our log below.
 		s.req.Stderr.Write(p)
@@ -677,7 +701,7 @@ func (s *stderrLog) Write(p []byte) (int, error) {
 		s.flush()
 		rest = rest[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // flush logs the line held, if any.
@@ -685,5 +709,14 @@ func (s *stderrLog) flush() {
 	if len(s.partial) > 0 {
 		s.log.Warn("cgi: script stderr", "line", string(s.partial))
 		s.partial = s.partial[:0]
+	}
+}
+
+// end logs the line held and, if stderr went past its bound, how much of it
+// was dropped.
+func (s *stderrLog) end() {
+	s.flush()
+	if s.dropped > 0 {
+		s.log.Warn("cgi: script stderr over its bound; the rest was dropped", "dropped_bytes", s.dropped)
 	}
 }

@@ -455,6 +455,33 @@ func TestExecutorLimits(t *testing.T) {
 			t.Errorf("web server's error log = %q", webLog.String())
 		}
 	})
+	t.Run("MaxStderrBytes: stderr read to its end, logged up to the bound", func(t *testing.T) {
+		// 1 MiB of stderr, then the answer: the script must not block on
+		// a stderr that nobody reads.
+		os.WriteFile(filepath.Join(root, "noisy.sh"), []byte("#!/bin/sh\nyes 'noise line' | head -c 1048576 >&2\nprintf 'Content-Type: text/plain\\n\\ndone'\n"), 0o755)
+		e, logs := newExecutor(t, root, func(e *Executor) { e.MaxStderrBytes = 1100 })
+		var webLog bytes.Buffer
+		e.StderrToWebServer = true
+		out := new(flushRecorder)
+		err := e.Respond(context.Background(), &bridge.Request{Env: cgiEnv(root, "noisy.sh"), Stderr: &webLog}, out)
+		if err != nil || !strings.HasSuffix(out.String(), "\r\n\r\ndone") {
+			t.Fatalf("Respond = %v, stream %q", err, out.String())
+		}
+		// Respond does not wait for stderr to end: the last line comes
+		// when the script is gone.
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "dropped_bytes") && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !strings.Contains(logs.String(), "dropped_bytes=1047476") {
+			t.Errorf("no line telling the 1048576-1100 bytes dropped; log:\n%s", logs)
+		}
+		if n := strings.Count(logs.String(), "noise line"); n != 100 {
+			t.Errorf("%d stderr lines logged, want the 100 that fit in 1100 bytes", n)
+		}
+		if webLog.Len() != 1100 {
+			t.Errorf("the web server's error log got %d bytes, want 1100", webLog.Len())
+		}
+	})
 	t.Run("Credential", func(t *testing.T) {
 		os.WriteFile(filepath.Join(root, "id.sh"), []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nid -u\n"), 0o755)
 		// The user must reach the script: open the temporary directories.

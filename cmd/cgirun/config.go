@@ -167,6 +167,7 @@ type ScriptConfig struct {
 	ScriptTimeout time.Duration `split_words:"true" default:"60s" desc:"--timeout: bound on one script run (504 or a cut response past it); 0: none"`
 	KillGrace     time.Duration `split_words:"true" default:"5s" desc:"--kill-grace: wait between SIGTERM and SIGKILL for a script past its time"`
 	MaxBody       int64         `split_words:"true" desc:"--max-body: bound on a request body in bytes (413 past it); 0: none"`
+	MaxStderr     int64         `split_words:"true" default:"65536" desc:"--max-stderr: bytes of one script's stderr that reach the logs; the rest is read and dropped; 0: none"`
 	PassEnv       []string      `split_words:"true" default:"PATH" desc:"--pass-env: the runner's own variables that scripts get"`
 	User          string        `desc:"--user: run scripts as USER[:GROUP] (the runner must be root)"`
 }
@@ -176,6 +177,7 @@ func (s *ScriptConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.ScriptTimeout, "timeout", s.ScriptTimeout, "end a script running longer than `DURATION` (SIGTERM, then SIGKILL); 0: never")
 	fs.DurationVar(&s.KillGrace, "kill-grace", s.KillGrace, "wait `DURATION` between SIGTERM and SIGKILL")
 	fs.Int64Var(&s.MaxBody, "max-body", s.MaxBody, "refuse request bodies over `BYTES` with 413; 0: no bound")
+	fs.Int64Var(&s.MaxStderr, "max-stderr", s.MaxStderr, "log at most `BYTES` of one script's stderr; the rest is dropped")
 	fs.Var(&listFlag{list: &s.PassEnv}, "pass-env", "pass the runner's variable `NAME` to scripts (repeatable)")
 	fs.StringVar(&s.User, "user", s.User, "run scripts as `USER[:GROUP]`, a name or a number (needs root)")
 }
@@ -184,7 +186,7 @@ func (s *ScriptConfig) validate() error {
 	counts := []struct {
 		what  string
 		value int64
-	}{{"-c (CGIRUN_CHILDREN)", int64(s.Children)}, {"--max-body (CGIRUN_MAX_BODY)", s.MaxBody}}
+	}{{"-c (CGIRUN_CHILDREN)", int64(s.Children)}, {"--max-body (CGIRUN_MAX_BODY)", s.MaxBody}, {"--max-stderr (CGIRUN_MAX_STDERR)", s.MaxStderr}}
 	for _, c := range counts {
 		if c.value < 0 {
 			return usagef("%s = %d: want 0 or more", c.what, c.value)
@@ -207,19 +209,23 @@ func (s *ScriptConfig) validate() error {
 
 // executor returns the Executor for roots with these settings, checked.
 func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor, error) {
+	if s.MaxStderr == 0 {
+		s.MaxStderr = -1 // none, where the executor's 0 is its default
+	}
 	cred, err := credential(s.User)
 	if err != nil {
 		return nil, usagef("--user (CGIRUN_USER) %q: %v", s.User, err)
 	}
 	e := &cgi.Executor{
-		Roots:        roots,
-		Env:          append([]string{}, s.PassEnv...), // never nil: empty means none
-		Timeout:      s.ScriptTimeout,
-		KillGrace:    s.KillGrace,
-		MaxChildren:  s.Children,
-		MaxBodyBytes: s.MaxBody,
-		Credential:   cred,
-		Logger:       log,
+		Roots:          roots,
+		Env:            append([]string{}, s.PassEnv...), // never nil: empty means none
+		Timeout:        s.ScriptTimeout,
+		KillGrace:      s.KillGrace,
+		MaxChildren:    s.Children,
+		MaxBodyBytes:   s.MaxBody,
+		MaxStderrBytes: s.MaxStderr,
+		Credential:     cred,
+		Logger:         log,
 	}
 	return e, nil
 }
