@@ -70,6 +70,8 @@ type Executor struct {
 	KillGrace time.Duration
 	// MaxChildren bounds the scripts running at once; 0 means no bound.
 	// A request past it waits up to QueueTimeout for a slot, then gets 503.
+	// A script holds its slot until it has exited, also when it runs on
+	// after its answer.
 	MaxChildren int
 	// QueueTimeout is how long a request waits for a slot; 0 means
 	// DefaultQueueTimeout.
@@ -289,7 +291,8 @@ func (e *Executor) Respond(ctx context.Context, req *bridge.Request, out bridge.
 		log.Warn("cgi: no free slot for a script", "max_children", e.MaxChildren)
 		return bridge.WriteError(out, http.StatusServiceUnavailable, "")
 	}
-	defer e.release()
+	// The slot is the script's until it has exited, after its answer if
+	// it lingers: MaxChildren bounds processes, not answers.
 	return e.run(ctx, script, req, out, log)
 }
 
@@ -350,6 +353,7 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	}
 	p, stdout, err := e.start(script, req, log)
 	if err != nil {
+		e.release()
 		cancel(nil)
 		log.Error("cgi: cannot start the script", "err", err)
 		return bridge.WriteError(out, http.StatusBadGateway, "")
@@ -362,6 +366,7 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	}
 	go func() {
 		e.supervise(ctx, p, log)
+		e.release()
 		cancel(nil)
 	}()
 	// Once run returns, the script has nothing more to say: supervise

@@ -439,6 +439,21 @@ func TestExecutorLimits(t *testing.T) {
 			t.Errorf("after the slot freed: %d", resp.Status)
 		}
 	})
+	t.Run("MaxChildren: a script lingering after its answer keeps its slot", func(t *testing.T) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		os.WriteFile(filepath.Join(root, "linger.sh"), []byte("#!/bin/sh\necho $$ > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\n\\nanswered'\nexec >&-\ntrap '' TERM\nsleep 5\n"), 0o755)
+		os.WriteFile(filepath.Join(root, "check.sh"), []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nif kill -0 $(cat \"$QUERY_STRING\") 2>/dev/null; then echo alive; else echo gone; fi\n"), 0o755)
+		e, _ := newExecutor(t, root, func(e *Executor) { e.MaxChildren, e.QueueTimeout = 1, 5*time.Second })
+		if resp, body, err := respondScript(t, e, cgiEnv(root, "linger.sh", "QUERY_STRING="+pidFile), nil); resp.Status != 200 || body != "answered" || err != nil {
+			t.Fatalf("linger.sh: %d %q %v", resp.Status, body, err)
+		}
+		// linger.sh ignores SIGTERM: it goes only at SIGKILL, KillGrace
+		// after its answer. Until then check.sh waits for the slot.
+		resp, body, _ := respondScript(t, e, cgiEnv(root, "check.sh", "QUERY_STRING="+pidFile), nil)
+		if resp.Status != 200 || body != "gone\n" {
+			t.Errorf("check.sh ran while linger.sh was %q (status %d), want it gone first", body, resp.Status)
+		}
+	})
 	t.Run("MaxHeaderBytes", func(t *testing.T) {
 		os.WriteFile(filepath.Join(root, "bighead.sh"), []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\nX-Big: '\nhead -c 5000 /dev/zero | tr '\\0' a\nprintf '\\n\\n'\n"), 0o755)
 		e, logs := newExecutor(t, root, func(e *Executor) { e.MaxHeaderBytes = 1024 })
