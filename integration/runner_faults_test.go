@@ -31,14 +31,14 @@ const (
 )
 
 // Scripts of the fault tests. Those that leave processes behind write
-// their pids to the file their query names.
+// their pids to the file their query names, before they answer.
 var faultScripts = map[string]string{
 	// A child that keeps stdout open after the script exits.
-	"grandchild.sh": "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\npartial\\n'\nsleep 30 &\necho $! > \"$QUERY_STRING\"\nexit 0\n",
+	"grandchild.sh": "#!/bin/sh\nsleep 30 &\necho $! > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\r\\n\\r\\npartial\\n'\nexit 0\n",
 	// SIGTERM ignored, by the script and by the sleep it waits for.
 	"stubborn.sh": "#!/bin/sh\ntrap '' TERM\necho $$ > \"$QUERY_STRING\"\nsleep 30\n",
 	// Answers, closes its output, then goes on running.
-	"closer.sh": "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\ndone\\n'\nexec >&- 2>&-\necho $$ > \"$QUERY_STRING\"\nsleep 30\n",
+	"closer.sh": "#!/bin/sh\necho $$ > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\r\\n\\r\\ndone\\n'\nexec >&- 2>&-\nsleep 30\n",
 	// Starts many sleepers, answers, and waits for them.
 	"storm.sh": "#!/bin/sh\necho $$ > \"$QUERY_STRING\"\ni=0\nwhile [ $i -lt " + strconv.Itoa(faultForks) + " ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done\nprintf 'Content-Type: text/plain\\r\\n\\r\\nstorm\\n'\nexec >&-\nwait\n",
 	// 1 GiB of stderr lines, then the answer.
