@@ -3,6 +3,7 @@ package fastcgi
 import (
 	"bufio"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +44,16 @@ func serveChild(addr string) {
 				return
 			}
 		}
+	})
+	mux.HandleFunc("/limited", func(w http.ResponseWriter, r *http.Request) {
+		// The body cap is the handler's: the server has none.
+		n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		fmt.Fprintf(w, "%d", n)
 	})
 	l, err := Listen("unix:"+addr, 0)
 	if err != nil {
