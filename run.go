@@ -150,19 +150,32 @@ type Options struct {
 
 // Run serves h as the process was started to, and returns when it is done:
 // after the one request in CGI mode, after a graceful shutdown on SIGTERM
-// or SIGINT otherwise. main should exit non-zero on an error:
+// or SIGINT otherwise, or after an upgrade on SIGHUP (FastCGI only, see
+// below). main should exit non-zero on an error:
 //
 //	if err := cgirun.Run(handler); err != nil {
 //		fmt.Fprintln(os.Stderr, err)
 //		os.Exit(1)
 //	}
 //
-// The order of detection: GATEWAY_INTERFACE (or CGIRUN_CGI) means CGI; a
+// The order of detection: GATEWAY_INTERFACE (or CGIRUN_CGI) means CGI;
+// CGIRUN_INHERIT_FDS means FastCGI on the sockets an upgrade passed on; a
 // listening socket on fd 0 means FastCGI on it (mod_fcgid, spawn-fcgi);
 // LISTEN_FDS for this process means FastCGI on those sockets (systemd);
 // CGIRUN_FASTCGI means FastCGI on that address; otherwise plain HTTP on
 // CGIRUN_HTTP. Started with -h or --help outside CGI, it prints the
 // settings and exits.
+//
+// Serving FastCGI, SIGHUP upgrades the program without a refused
+// connection, as nginx's binary upgrade does: Run starts the binary now at
+// the program's path with the same arguments and environment, passing it
+// the listening sockets (see Upgrade); once the new process serves, this
+// one stops accepting, finishes its requests in flight (within
+// CGIRUN_SHUTDOWN_GRACE) and Run returns nil. If the new process fails to
+// start or to serve within 30 s, it is stopped, the error is logged, and
+// this one goes on serving. A unix socket's file stays: it is the new
+// process's. Under systemd, whose Type=simple service ends with its main
+// process, use socket activation and a restart instead.
 func Run(h http.Handler) error {
 	return RunWith(h, Options{})
 }
@@ -186,20 +199,47 @@ func RunWith(h http.Handler, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP is caught before Start, so that one sent as soon as the
+	// socket accepts does not kill the process; outside FastCGI it keeps
+	// its default action (a plain HTTP server in a closed terminal ends).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s := NewServer(cfg, h, opts)
 	if err := s.Start(); err != nil {
 		return err
 	}
+	if s.mode != ModeFastCGI {
+		signal.Stop(hup)
+		hup = nil // never ready
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	select {
-	case <-ctx.Done():
-		s.log.Info("cgirun: shutting down", "grace", cfg.ShutdownGrace)
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-		defer cancel()
-		s.Stop(sctx)
-	case <-s.done:
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info("cgirun: shutting down", "grace", cfg.ShutdownGrace)
+			return s.drain(cfg.ShutdownGrace)
+		case <-hup:
+			s.log.Info("cgirun: SIGHUP: starting a new process on the same sockets")
+			pid, err := s.Upgrade(ctx)
+			if err != nil {
+				s.log.Error("cgirun: upgrade failed; still serving", "err", err)
+				continue
+			}
+			s.log.Info("cgirun: upgraded: the new process serves; shutting down", "pid", pid, "grace", cfg.ShutdownGrace)
+			return s.drain(cfg.ShutdownGrace)
+		case <-s.done:
+			return s.Wait()
+		}
 	}
+}
+
+// drain stops s within grace and waits for it.
+func (s *Server) drain(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	s.Stop(ctx)
 	return s.Wait()
 }
 
@@ -227,7 +267,8 @@ type Server struct {
 	fcgi  *fastcgi.Server
 	http  *http.Server
 	lns   []net.Listener
-	n     int // serving goroutines
+	ready func() error // tells the process this one replaces that it serves
+	n     int          // serving goroutines
 	errs  chan error
 	done  chan struct{} // closed when the first serving goroutine ends
 	once  sync.Once
@@ -280,13 +321,23 @@ func (s *Server) Start() error {
 		s.finish(err)
 		return err
 	}
-	lns, how, err := fastcgiListeners(cfg)
+	lns, ready, err := Inherit(cfg.Fastcgi)
 	if err != nil {
 		return err
 	}
-	s.lns, s.how = lns, how
+	how := fmt.Sprintf("sockets inherited from pid %d", os.Getppid())
+	if len(lns) == 0 {
+		if lns, how, err = fastcgiListeners(cfg); err != nil {
+			return err
+		}
+	}
+	s.lns, s.how, s.ready = lns, how, ready
 	if lns == nil {
-		return s.startHTTP()
+		if err := s.startHTTP(); err != nil {
+			return err
+		}
+		s.notifyReady()
+		return nil
 	}
 	s.mode = ModeFastCGI
 	s.fcgi = &fastcgi.Server{
@@ -305,7 +356,26 @@ func (s *Server) Start() error {
 	s.mon.conns = func() uint64 { return s.fcgi.Stats().AcceptedConns }
 	s.log.Info("cgirun: serving FastCGI", "on", how)
 	s.serve(len(lns), func(i int) error { return s.fcgi.Serve(lns[i]) })
+	s.notifyReady()
 	return nil
+}
+
+// notifyReady tells the process this one replaces, if any, that this one
+// serves. Its failure is only logged: the sockets are served either way.
+func (s *Server) notifyReady() {
+	if err := s.ready(); err != nil {
+		s.log.Warn("cgirun: upgrade: the old process was not told", "err", err)
+	}
+}
+
+// Upgrade starts a new copy of the program on the server's FastCGI
+// sockets and returns its pid once it serves them (see the package-level
+// Upgrade); the caller then stops s. On an error, s serves on as before.
+func (s *Server) Upgrade(ctx context.Context) (int, error) {
+	if s.mode != ModeFastCGI {
+		return 0, fmt.Errorf("cgirun: upgrade: only in FastCGI mode, not %s", s.mode)
+	}
+	return Upgrade(ctx, s.lns)
 }
 
 // responder is the FastCGI back end: the monitored handler, with
