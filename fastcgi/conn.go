@@ -63,8 +63,9 @@ type conn struct {
 	// more than its goroutine.
 	br      *bufio.Reader // from readerPool while records arrive
 	rr      recordReader
-	bp      *[]byte // rr's buffer, from bufPool while records arrive
-	started bool    // a first record arrived
+	bp      *[]byte    // rr's buffer, from bufPool while records arrive
+	idle    idleReader // rr's reader while br is nil
+	started bool       // a first record arrived
 
 	// Guarded by mu.
 	mu       sync.Mutex
@@ -120,10 +121,14 @@ func (c *conn) serve() {
 		if c.br == nil {
 			// Idle: the header comes straight from the socket, then a
 			// buffered reader takes the rest of the burst.
-			c.rr.r = c.rwc
+			c.idle = idleReader{r: c.rwc}
+			c.rr.r = &c.idle
 		}
 		h, err := c.rr.readHeader()
 		if err != nil {
+			if c.br == nil && c.idle.n == 0 && c.drainWaiting(err) {
+				continue
+			}
 			c.readFailed(err)
 			return
 		}
@@ -154,6 +159,67 @@ func (c *conn) serve() {
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// idleReader reads a header straight from the socket and counts the bytes:
+// a read that failed before the first one can be tried again.
+type idleReader struct {
+	r io.Reader
+	n int
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += n
+	return n, err
+}
+
+// drainWaiting is called when the wait for a record failed with err on a
+// connection that had read nothing of it. If Shutdown ended the wait while
+// a request was already in the socket (a web server reuses a kept
+// connection as soon as it reads an END_REQUEST: nginx can send the next
+// request before it sees the connection close), it gives the serve loop
+// time to read the request and reports true: the request is answered,
+// then the connection closes. Closing instead would reset the connection
+// under a request that was sent, which nginx retries only when its method
+// is idempotent.
+func (c *conn) drainWaiting(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.draining || len(c.reqs) > 0 || c.lingerOn || c.closed {
+		return false
+	}
+	if !c.bytesWaiting() {
+		// Closed at once: the shorter the time from the look to the
+		// close, the fewer requests sent meanwhile find it reset.
+		c.rwc.Close()
+		return false
+	}
+	c.drainTo = time.Now().Add(drainGrace)
+	return true
+}
+
+// bytesWaiting reports whether the web server sent bytes that the socket
+// holds unread. It does not wait, and consumes nothing.
+func (c *conn) bytesWaiting() bool {
+	sc, ok := c.rwc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	waiting := false
+	rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		waiting = err == nil && n > 0
+	})
+	return waiting
+}
 
 func (c *conn) releaseBuffers() {
 	if c.bp != nil {
@@ -432,15 +498,25 @@ func (c *conn) abort(r *request) {
 // finish ends r on the wire with the records end appends, unless it already
 // ended, and closes the connection when nothing more is to be done on it.
 // The id is released before END_REQUEST leaves: the web server may reuse it
-// as soon as it reads that record.
+// as soon as it reads that record. A kept connection that Shutdown drains
+// is closed by the serve loop, at once unless the next request is already
+// there (see drainWaiting).
 func (c *conn) finish(r *request, end func([]byte) []byte) {
 	c.mu.Lock()
 	if c.reqs[r.id] == r {
 		delete(c.reqs, r.id)
 	}
-	closeNow := !r.keepConn || (c.draining && len(c.reqs) == 0)
+	closeNow := !r.keepConn
+	drained := r.keepConn && c.draining && len(c.reqs) == 0
+	if drained {
+		if now := time.Now(); c.drainTo.After(now) {
+			c.drainTo = now
+		}
+	}
 	if !closeNow && !c.closed {
-		c.setReadDeadlineLocked() // the idle timeout, when r was the last
+		// The idle timeout when r was the last; draining, the end of
+		// the serve loop's wait.
+		c.setReadDeadlineLocked()
 	}
 	c.mu.Unlock()
 
@@ -459,7 +535,7 @@ func (c *conn) finish(r *request, end func([]byte) []byte) {
 	c.wmu.Unlock()
 
 	switch {
-	case closeNow && r.inputOpen():
+	case (closeNow || drained) && r.inputOpen():
 		c.lingerClose()
 	case closeNow:
 		c.close(nil)
@@ -521,7 +597,8 @@ func (c *conn) flushLocked() {
 const drainGrace = 50 * time.Millisecond
 
 // drain makes the connection close after its last request (Shutdown). An
-// idle one gets drainGrace to show a request already on its way.
+// idle one gets drainGrace to show a request already on its way; either
+// closes then unless a request is waiting in the socket.
 func (c *conn) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -309,7 +309,9 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 // Shutdown stops the server gracefully: it closes the listeners, closes the
 // connections that have no request in flight, and waits for the requests in
 // flight to be answered, closing each connection once its last request is
-// done (whatever FCGI_KEEP_CONN said). If ctx ends first, Shutdown returns
+// done (whatever FCGI_KEEP_CONN said) and no other is waiting in its
+// socket: nginx may send one on a kept connection before it sees the
+// connection close, and it is answered. If ctx ends first, Shutdown returns
 // ctx.Err() and the remaining connections stay open: call Close to cut
 // them. Once Shutdown has been called, Serve returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -1,0 +1,176 @@
+package fastcgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// heldConn is the server's end of a connection whose first read to hit
+// its deadline waits for the test before it reports the timeout: the test
+// puts a request in the socket right as the server gives up waiting,
+// which is the race a web server reusing a kept connection runs against
+// Shutdown. closed is closed with the connection.
+type heldConn struct {
+	net.Conn
+	timedOut, resume, closed chan struct{}
+	timeoutOnce, closeOnce   sync.Once
+}
+
+func (c *heldConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		first := false
+		c.timeoutOnce.Do(func() { first = true; close(c.timedOut) })
+		if first {
+			select {
+			case <-c.resume:
+			case <-c.closed: // the test failed and the server closes
+			}
+		}
+	}
+	return n, err
+}
+
+func (c *heldConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+func (c *heldConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+// heldListener makes every connection a heldConn and hands it to the test.
+type heldListener struct {
+	net.Listener
+	conns chan *heldConn
+}
+
+func (l *heldListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	h := &heldConn{Conn: c, timedOut: make(chan struct{}), resume: make(chan struct{}), closed: make(chan struct{})}
+	l.conns <- h
+	return h, nil
+}
+
+// TestShutdownAnswersARequestAlreadySent: when Shutdown ends a kept
+// connection's wait for its next request (idle when Shutdown started, or
+// done with its last request since), a request already in the socket is
+// answered before the connection closes, not reset unread.
+func TestShutdownAnswersARequestAlreadySent(t *testing.T) {
+	tests := []struct {
+		name     string
+		inFlight bool // a request is in flight when Shutdown starts
+	}{
+		{name: "idle when Shutdown starts"},
+		{name: "request in flight when Shutdown starts", inFlight: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started, release := make(chan struct{}), make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/block" {
+					close(started)
+					<-release
+				}
+				io.WriteString(w, "answered "+r.URL.Path)
+			})
+			logs := new(syncBuffer)
+			s := &Server{Handler: h, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			addr := filepath.Join(t.TempDir(), "fcgi.sock")
+			l, err := Listen("unix:"+addr, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hl := &heldListener{Listener: l, conns: make(chan *heldConn, 1)}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(hl) }()
+			defer func() {
+				s.Close()
+				<-served
+			}()
+			get := func(path string) []byte {
+				return requestRecords(1, true, "", "REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_URI="+path, "CONTENT_LENGTH=")
+			}
+
+			rc := dialRaw(t, addr)
+			hc := <-hl.conns
+			shut := make(chan error, 1)
+			if tt.inFlight {
+				rc.send(get("/block"))
+				<-started
+				go func() { shut <- s.Shutdown(context.Background()) }()
+				close(release)
+			} else {
+				rc.send(get("/first"))
+				if got := rc.readResponses(1)[1]; !bytes.HasSuffix(got.stdout, []byte("answered /first")) {
+					t.Fatalf("first request answered %q", got.stdout)
+				}
+				go func() { shut <- s.Shutdown(context.Background()) }()
+			}
+			// The server gives up waiting (or, without the fix, closes
+			// the connection at the end of the request in flight).
+			select {
+			case <-hc.timedOut:
+			case <-hc.closed:
+			}
+			if tt.inFlight {
+				if got := rc.readResponses(1)[1]; !bytes.HasSuffix(got.stdout, []byte("answered /block")) {
+					t.Fatalf("request in flight answered %q", got.stdout)
+				}
+			}
+			// nginx reuses the connection: its next request is in the
+			// socket before the server acts on the end of its wait.
+			_, werr := rc.c.Write(get("/next"))
+			close(hc.resume)
+			if werr != nil {
+				t.Fatalf("sending the next request: %v; want it answered", werr)
+			}
+			resp, err := rc.readResponse(1)
+			if err != nil || !bytes.HasSuffix(resp.stdout, []byte("answered /next")) {
+				t.Fatalf("the request sent as Shutdown closed the connection: %q, %v; want it answered\n%s", resp.stdout, err, logs)
+			}
+			rc.expectClosed()
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown = %v", err)
+			}
+		})
+	}
+}
+
+// readResponse reads the records of request id up to its END_REQUEST, and
+// returns an error instead of failing the test when the connection ends
+// first.
+func (rc *rawConn) readResponse(id uint16) (*response, error) {
+	resp := new(response)
+	for {
+		r, err := rc.read()
+		if err != nil {
+			return resp, err
+		}
+		if r.h.ID != id {
+			return resp, errors.New("a record for another request")
+		}
+		switch r.h.Type {
+		case typeStdout:
+			resp.stdout = append(resp.stdout, r.content...)
+		case typeStderr:
+			resp.stderr = append(resp.stderr, r.content...)
+		case typeEndRequest:
+			return resp, nil
+		}
+	}
+}
