@@ -13,6 +13,17 @@
 //	/slow?mark=F   streams a line every 10 ms until its context ends, then
 //	               writes the context's cause into file F
 //	/private/...   "private" (behind an authorizer)
+//	/pid?echo=X&sleep=D
+//	               after D (at most 2 s; 0 without it), "X PID VERSION\n":
+//	               which process answered, and which build (VERSION is
+//	               set with -ldflags "-X main.version=...")
+//	/drip?n=N&every=D
+//	               N lines "line I\n", one every D, flushed, until its
+//	               context ends; counted in /debug/counts
+//	/debug/counts  JSON: goroutines, and the /drip handlers started,
+//	               completed, ended by their context (cancelled) and
+//	               ended by a failed write whose context then did not end
+//	               within 5 s (uncancelled)
 //
 // As a FastCGI Authorizer it allows REMOTE_USER alice (or a request whose
 // Authorization header is "Bearer good") and passes Variable-USER_LEVEL;
@@ -29,15 +40,42 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cgirun/cgirun"
 	"github.com/cgirun/cgirun/bridge"
 )
 
+// version is the build's, for /pid.
+var version = "dev"
+
+// The /drip handlers, for /debug/counts.
+var dripStarted, dripCompleted, dripCancelled, dripUncancelled atomic.Int64
+
 func handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil && d > 0 {
+			t := time.NewTimer(min(d, 2*time.Second))
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%s %d %s\n", r.URL.Query().Get("echo"), os.Getpid(), version)
+	})
+	mux.HandleFunc("/drip", drip)
+	mux.HandleFunc("/debug/counts", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"goroutines":%d,"started":%d,"completed":%d,"cancelled":%d,"uncancelled":%d}`+"\n",
+			runtime.NumGoroutine(), dripStarted.Load(), dripCompleted.Load(), dripCancelled.Load(), dripUncancelled.Load())
+	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "Hello, World!\n")
 	})
@@ -133,6 +171,51 @@ func handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// drip streams n lines, one every d, and counts how it ended.
+func drip(w http.ResponseWriter, r *http.Request) {
+	n, err1 := strconv.Atoi(r.URL.Query().Get("n"))
+	every, err2 := time.ParseDuration(r.URL.Query().Get("every"))
+	if err1 != nil || err2 != nil || n < 1 || n > 10000 || every <= 0 || every > time.Second {
+		http.Error(w, "want n=1..10000 and every=a duration up to 1s", http.StatusBadRequest)
+		return
+	}
+	dripStarted.Add(1)
+	ctx := r.Context()
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("X-Accel-Buffering", "no")
+	rc := http.NewResponseController(w)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for i := range n {
+		_, err := fmt.Fprintf(w, "line %d\n", i)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil {
+			// The connection went first: its context must end too.
+			bound := time.NewTimer(5 * time.Second)
+			defer bound.Stop()
+			select {
+			case <-ctx.Done():
+				dripCancelled.Add(1)
+			case <-bound.C:
+				dripUncancelled.Add(1)
+			}
+			return
+		}
+		if i == n-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			dripCancelled.Add(1)
+			return
+		case <-t.C:
+		}
+	}
+	dripCompleted.Add(1)
 }
 
 func authorize(w http.ResponseWriter, r *http.Request) {
