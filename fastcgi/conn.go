@@ -70,6 +70,7 @@ type conn struct {
 	// Guarded by mu.
 	mu       sync.Mutex
 	reqs     map[uint16]*request
+	ending   int       // requests out of reqs whose END_REQUEST is not written yet
 	draining bool      // close once the last request is done
 	drainTo  time.Time // when an idle draining connection closes
 	lingerOn bool      // the write side is closed: read out what arrives, then close
@@ -188,7 +189,7 @@ func (c *conn) drainWaiting(err error) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.draining || len(c.reqs) > 0 || c.lingerOn || c.closed {
+	if !c.draining || !c.idleLocked() || c.lingerOn || c.closed {
 		return false
 	}
 	if !c.bytesWaiting() {
@@ -238,7 +239,7 @@ func (c *conn) releaseBuffers() {
 // a connection it is done with.
 func (c *conn) readFailed(err error) {
 	c.mu.Lock()
-	quiet := c.closed || c.lingerOn || (c.draining && len(c.reqs) == 0)
+	quiet := c.closed || c.lingerOn || (c.draining && c.idleLocked())
 	c.mu.Unlock()
 	switch {
 	case quiet, err == io.EOF: // io.EOF: closed between records, the normal end
@@ -250,6 +251,14 @@ func (c *conn) readFailed(err error) {
 	default:
 		c.log().Warn("fastcgi: closing connection: read failed", "err", err)
 	}
+}
+
+// idleLocked reports, with c.mu held, whether the connection has no
+// request: none open, and every END_REQUEST written. Until its
+// END_REQUEST is out, the web server cannot send the next request, nor
+// may a draining connection close.
+func (c *conn) idleLocked() bool {
+	return len(c.reqs) == 0 && c.ending == 0
 }
 
 // setReadDeadline arms the read timeout that fits what the connection
@@ -270,11 +279,11 @@ func (c *conn) setReadDeadlineLocked() {
 	switch {
 	case c.lingerOn:
 		d = c.lingerTo
-	case c.draining && len(c.reqs) == 0:
+	case c.draining && c.idleLocked():
 		d = c.drainTo
-	case len(c.reqs) == 0 && !c.started:
+	case c.idleLocked() && !c.started:
 		d = now.Add(orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout))
-	case len(c.reqs) == 0:
+	case c.idleLocked():
 		d = now.Add(orDefault(s.IdleTimeout, DefaultIdleTimeout))
 	default:
 		for _, r := range c.reqs {
@@ -499,43 +508,50 @@ func (c *conn) abort(r *request) {
 // ended, and closes the connection when nothing more is to be done on it.
 // The id is released before END_REQUEST leaves: the web server may reuse it
 // as soon as it reads that record. A kept connection that Shutdown drains
-// is closed by the serve loop, at once unless the next request is already
-// there (see drainWaiting).
+// is closed by the serve loop once END_REQUEST is out, at once unless the
+// next request is already there (see drainWaiting).
 func (c *conn) finish(r *request, end func([]byte) []byte) {
 	c.mu.Lock()
-	if c.reqs[r.id] == r {
+	removed := c.reqs[r.id] == r
+	if removed {
 		delete(c.reqs, r.id)
-	}
-	closeNow := !r.keepConn
-	drained := r.keepConn && c.draining && len(c.reqs) == 0
-	if drained {
-		if now := time.Now(); c.drainTo.After(now) {
-			c.drainTo = now
-		}
-	}
-	if !closeNow && !c.closed {
-		// The idle timeout when r was the last; draining, the end of
-		// the serve loop's wait.
-		c.setReadDeadlineLocked()
+		c.ending++
 	}
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	if r.ended {
-		// Another path (abort, timeout, a closed connection) ended r and
-		// decided what became of the connection.
-		c.wmu.Unlock()
-		return
-	}
-	r.ended = true
-	if end != nil {
-		c.appendLocked(end)
-		c.flushLocked()
+	already := r.ended
+	if !already {
+		r.ended = true
+		if end != nil {
+			c.appendLocked(end)
+			c.flushLocked()
+		}
 	}
 	c.wmu.Unlock()
 
+	c.mu.Lock()
+	if removed {
+		c.ending--
+	}
+	closeNow := !already && !r.keepConn
+	drained := !already && r.keepConn && c.draining && c.idleLocked()
+	linger := (closeNow || drained) && r.inputOpen()
+	if drained && !linger && !c.closed {
+		if now := time.Now(); c.drainTo.After(now) {
+			c.drainTo = now
+		}
+	}
+	if r.keepConn && !linger && !c.closed {
+		// The idle timeout, when r was the last; draining, the end of
+		// the serve loop's wait.
+		c.setReadDeadlineLocked()
+	}
+	c.mu.Unlock()
+	// When r had already ended, another path (abort, timeout, a closed
+	// connection) decided what became of the connection.
 	switch {
-	case (closeNow || drained) && r.inputOpen():
+	case linger:
 		c.lingerClose()
 	case closeNow:
 		c.close(nil)
@@ -604,7 +620,7 @@ func (c *conn) drain() {
 	defer c.mu.Unlock()
 	c.draining = true
 	c.drainTo = time.Now().Add(drainGrace)
-	if len(c.reqs) == 0 && !c.closed {
+	if c.idleLocked() && !c.closed {
 		c.setReadDeadlineLocked()
 	}
 }

@@ -13,17 +13,36 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // heldConn is the server's end of a connection whose first read to hit
 // its deadline waits for the test before it reports the timeout: the test
 // puts a request in the socket right as the server gives up waiting,
 // which is the race a web server reusing a kept connection runs against
-// Shutdown. closed is closed with the connection.
+// Shutdown. closed is closed with the connection. A write, once holdWrite
+// is set, waits until it is closed.
 type heldConn struct {
 	net.Conn
 	timedOut, resume, closed chan struct{}
 	timeoutOnce, closeOnce   sync.Once
+
+	mu        sync.Mutex
+	holdWrite chan struct{}
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	hold := c.holdWrite
+	c.holdWrite = nil
+	c.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-c.closed:
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *heldConn) Read(p []byte) (int, error) {
@@ -151,6 +170,72 @@ func TestShutdownAnswersARequestAlreadySent(t *testing.T) {
 	}
 }
 
+// TestShutdownWritesEndRequestBeforeClosing: a kept connection whose last
+// request ends while Shutdown drains counts as idle only once that
+// request's END_REQUEST is written; closing it any earlier would cut an
+// answered request. The test holds the write of END_REQUEST for a while:
+// the connection must stay open meanwhile.
+func TestShutdownWritesEndRequestBeforeClosing(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+	})
+	logs := new(syncBuffer)
+	s := &Server{Handler: h, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	addr := filepath.Join(t.TempDir(), "fcgi.sock")
+	l, err := Listen("unix:"+addr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := &heldListener{Listener: l, conns: make(chan *heldConn, 2)}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(hl) }()
+	defer func() {
+		s.Close()
+		<-served
+	}()
+
+	rc := dialRaw(t, addr)
+	hc := <-hl.conns
+	close(hc.resume) // reads are not held here
+	rc.send(requestRecords(1, true, "", getHello...))
+	<-started
+	// An idle connection closes drainGrace after Shutdown starts: by then
+	// the busy one is draining too, and its drain deadline has passed.
+	idle := dialRaw(t, addr)
+	close((<-hl.conns).resume)
+	var q []byte
+	q = appendPair(q, "FCGI_MPXS_CONNS", "")
+	idle.send(appendRecord(nil, typeGetValues, 0, q))
+	idle.mustRead()
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	idle.expectClosed()
+
+	hold := make(chan struct{})
+	hc.mu.Lock()
+	hc.holdWrite = hold
+	hc.mu.Unlock()
+	close(release)
+	// Nothing tells the test that the server will not close the
+	// connection: watch it for a while.
+	select {
+	case <-hc.closed:
+		t.Errorf("the connection closed while its END_REQUEST was being written")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(hold)
+	resp, err := rc.readResponse(1)
+	if err != nil || resp.protoStatus != statusRequestComplete {
+		t.Fatalf("the request that ended during Shutdown: %+v, %v; want its END_REQUEST\n%s", resp, err, logs)
+	}
+	rc.expectClosed()
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+}
+
 // readResponse reads the records of request id up to its END_REQUEST, and
 // returns an error instead of failing the test when the connection ends
 // first.
@@ -170,6 +255,9 @@ func (rc *rawConn) readResponse(id uint16) (*response, error) {
 		case typeStderr:
 			resp.stderr = append(resp.stderr, r.content...)
 		case typeEndRequest:
+			if len(r.content) == 8 {
+				resp.protoStatus = protocolStatus(r.content[4])
+			}
 			return resp, nil
 		}
 	}
