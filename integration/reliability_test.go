@@ -94,12 +94,13 @@ func relLocations(t *testing.T) string {
 		"location = /debug/counts {\n    include " + nginxFastCGIParams + ";\n    fastcgi_pass cgirun;\n}\n"
 }
 
-// relLoad is a paced load of GET /pid?echo=I through nginx: request I must
-// be answered 200 "I PID VERSION\n"; every relSlowEvery-th one takes
-// relSlow in its handler, so that a backend stopped or upgraded has
-// requests in flight.
+// relLoad is a paced load of GET requests through nginx: request I must be
+// answered 200 "I PID VERSION\n", which tells which process and build
+// answered; every relSlowEvery-th one takes relSlow in its handler, so
+// that a backend stopped or upgraded has requests in flight.
 type relLoad struct {
 	base   string
+	path   func(i int, slow bool) string // request i's path and query
 	client *http.Client
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -121,10 +122,19 @@ type relWaiter struct {
 	ch chan struct{}
 }
 
-func startRelLoad(t *testing.T, base string) *relLoad {
+// relTestappPath is the testapp's /pid for relLoad.
+func relTestappPath(i int, slow bool) string {
+	if slow {
+		return fmt.Sprintf("/pid?echo=%d&sleep=%s", i, relSlow)
+	}
+	return fmt.Sprintf("/pid?echo=%d", i)
+}
+
+func startRelLoad(t *testing.T, base string, path func(i int, slow bool) string) *relLoad {
 	ctx, cancel := context.WithTimeout(context.Background(), relLoadTimeout)
 	l := &relLoad{
 		base: base,
+		path: path,
 		client: &http.Client{
 			Timeout:   clientTimeout,
 			Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: relClients},
@@ -187,10 +197,7 @@ type relAnswer struct {
 }
 
 func (l *relLoad) get(i int) relAnswer {
-	url := fmt.Sprintf("%s/pid?echo=%d", l.base, i)
-	if i%relSlowEvery == 0 {
-		url += "&sleep=" + relSlow.String()
-	}
+	url := l.base + l.path(i, i%relSlowEvery == 0)
 	req, err := http.NewRequestWithContext(l.ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return relAnswer{err: err}
@@ -361,7 +368,7 @@ func TestReliabilityRestartUnderLoad(t *testing.T) {
 		return s
 	}
 
-	load := startRelLoad(t, srv.URL(""))
+	load := startRelLoad(t, srv.URL(""), relTestappPath)
 	load.await(t, relPhase, logs)
 	for _, b := range backends {
 		nginxTerminate(t, b.proc)
@@ -437,7 +444,7 @@ func TestReliabilityUpgradeUnderLoad(t *testing.T) {
 	srv := startNginx(t, nginxConfig{HTTP: relUpstream(sock), Server: relLocations(t)})
 	logs := func() string { return srv.ErrorLog() + "\n--- testapp ---\n" + readFile(output) }
 
-	load := startRelLoad(t, srv.URL(""))
+	load := startRelLoad(t, srv.URL(""), relTestappPath)
 	load.await(t, relPhase, logs)
 	for n, v := range versions[1:] {
 		if err := os.Rename(bin+"."+v, bin); err != nil { // as a package manager installs
@@ -777,5 +784,75 @@ func TestReliabilityClientAbortsRunner(t *testing.T) {
 	}
 	if fdsAfter > fdsBefore {
 		t.Errorf("descriptors of the runner: %d after the load, %d before", fdsAfter, fdsBefore)
+	}
+}
+
+// relPIDScript answers "I PPID runner\n" for the query "I", after relSlow
+// for "I&slow": the load's answer, with the pid of the runner that ran it.
+var relPIDScript = fmt.Sprintf(`#!/bin/sh
+n=${QUERY_STRING%%%%&*}
+[ "$n" != "$QUERY_STRING" ] && sleep %g
+printf 'Content-Type: text/plain\r\n\r\n%%s %%s runner\n' "$n" "$PPID"
+`, relSlow.Seconds())
+
+// TestReliabilityRunnerUpgrade runs `cgirun fcgi` behind nginx,
+// connections kept, and while a paced load of CGI requests runs sends it
+// SIGHUP: a new runner takes over the socket, the old one drains and
+// exits 0, and not one request fails.
+func TestReliabilityRunnerUpgrade(t *testing.T) {
+	requireBinary(t, "nginx")
+	requireFile(t, nginxFastCGIParams)
+	dir := sharedTempDir(t)
+	root := filepath.Join(dir, "root")
+	mkdirs(t, root)
+	writeFile(t, filepath.Join(root, "pid.sh"), relPIDScript, 0o755)
+	sock, output := filepath.Join(dir, "cgirun.sock"), filepath.Join(dir, "cgirun.log")
+	_, first := relStartRunner(t, root, sock, output)
+	old := first.cmd.Process.Pid
+	current := old
+	// Registered after startProcess's, so run before it: the harness then
+	// finds the process group empty.
+	t.Cleanup(func() {
+		if current != old {
+			syscall.Kill(current, syscall.SIGTERM)
+			if left := deadOrGone(current, os.Getpid()); left != "" {
+				syscall.Kill(current, syscall.SIGKILL)
+				t.Errorf("the new runner: still there after SIGTERM: %s", left)
+			}
+		}
+	})
+	srv := startNginx(t, nginxConfig{
+		HTTP: relUpstream(sock),
+		Server: fmt.Sprintf(`location = /pid.sh {
+    include %s;
+    fastcgi_param SCRIPT_FILENAME %s/pid.sh;
+    fastcgi_pass cgirun;
+    fastcgi_keep_conn on;
+}
+`, nginxFastCGIParams, root),
+	})
+	logs := func() string { return srv.ErrorLog() + "\n--- cgirun ---\n" + readFile(output) }
+
+	load := startRelLoad(t, srv.URL(""), func(i int, slow bool) string {
+		if slow {
+			return fmt.Sprintf("/pid.sh?%d&slow", i)
+		}
+		return fmt.Sprintf("/pid.sh?%d", i)
+	})
+	load.await(t, relPhase, logs)
+	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	current = relWaitUpgraded(t, output, 1, logs)
+	runWaitExit(t, first, logs)
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("the socket after the old runner exited: %v; want it kept for the new one", err)
+	}
+	load.await(t, relPhase, logs)
+	totals := load.finish()
+	relReport(t, "nginx, cgirun fcgi upgraded (SIGHUP) under load", totals, map[int]string{old: "cgirun", current: "cgirun upgraded"}, logs)
+	t.Logf("nginx retried after: %v", relNginxRetries(srv))
+	if totals.byPID[old] == 0 || totals.byPID[current] == 0 {
+		t.Errorf("answers by runner: %v; want both the old (%d) and the new (%d)", totals.byPID, old, current)
 	}
 }

@@ -6,12 +6,15 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/cgirun/cgirun"
 	"github.com/cgirun/cgirun/fastcgi"
 )
 
@@ -47,6 +50,14 @@ processes. Without -s, cgirun serves the listening socket on fd 0
 
 On SIGTERM or SIGINT it stops accepting, lets requests in flight finish
 within --shutdown-grace, and exits 0.
+
+On SIGHUP it upgrades itself without refusing a connection: it starts the
+cgirun binary now at its path, with the same arguments and environment,
+hands it the listening sockets (CGIRUN_INHERIT_FDS), and once the new
+process serves them, stops accepting, finishes its requests in flight and
+exits 0. A socket file of -s stays: it is the new process's. If the new
+process fails to start or to serve within 30 s, it is stopped, the reason
+is logged, and this one goes on serving.
 `
 
 func (c *cli) fcgi(ctx context.Context, args []string) error {
@@ -87,7 +98,12 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 		return &usageError{err}
 	}
 
-	lns, where, err := c.fcgiListeners(cfg.Fastcgi, mode)
+	// SIGHUP is caught before the sockets listen, so that one sent as
+	// soon as they accept does not kill the runner.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	lns, ready, where, err := c.fcgiListeners(cfg.Fastcgi, mode)
 	if err != nil {
 		return err
 	}
@@ -96,8 +112,9 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	}
 	srv := &fastcgi.Server{Responder: exec, Logger: log}
 	log.Info("cgirun: serving FastCGI", "on", where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
-	return serveUntil(ctx, log, cfg.ShutdownGrace, len(lns),
-		func(i int) error { return srv.Serve(lns[i]) }, srv.Shutdown, srv.Close)
+	return serveUpgradable(ctx, log, cfg.ShutdownGrace, len(lns),
+		func(i int) error { return srv.Serve(lns[i]) }, srv.Shutdown, srv.Close,
+		upgrading{ready: ready, hup: hup, upgrade: func(ctx context.Context) (int, error) { return cgirun.Upgrade(ctx, lns) }})
 }
 
 // validate checks cfg, fills in what has a derived default, and returns
@@ -141,29 +158,38 @@ func (cfg *fcgiConfig) validate() (os.FileMode, error) {
 	return os.FileMode(m), nil
 }
 
-// fcgiListeners returns the sockets to serve: the -s address, else the
-// listening socket on fd 0, else systemd's.
-func (c *cli) fcgiListeners(addr string, mode os.FileMode) ([]net.Listener, string, error) {
+// fcgiListeners returns the sockets to serve: those the runner this one
+// replaces passed on (an upgrade), else the -s address, else the listening
+// socket on fd 0, else systemd's; and ready, which tells the runner this
+// one replaces, if any, that this one serves.
+func (c *cli) fcgiListeners(addr string, mode os.FileMode) ([]net.Listener, func() error, string, error) {
+	ls, ready, err := cgirun.Inherit(addr)
+	switch {
+	case err != nil:
+		return nil, nil, "", err
+	case len(ls) > 0:
+		return ls, ready, fmt.Sprintf("sockets inherited from pid %d", os.Getppid()), nil
+	}
 	if addr != "" {
 		l, err := fastcgi.Listen(addr, mode)
 		if err != nil {
-			return nil, "", fmt.Errorf("-s %s: %w", addr, err)
+			return nil, nil, "", fmt.Errorf("-s %s: %w", addr, err)
 		}
-		return []net.Listener{l}, addr, nil
+		return []net.Listener{l}, ready, addr, nil
 	}
 	if _, ok := socketOnStdin(c.stdin); ok {
 		l, err := stdinListener(c.stdin)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
-		return []net.Listener{l}, "fd 0 (" + l.Addr().String() + ")", nil
+		return []net.Listener{l}, ready, "fd 0 (" + l.Addr().String() + ")", nil
 	}
-	ls, err := fastcgi.SystemdListeners()
+	ls, err = fastcgi.SystemdListeners()
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if len(ls) > 0 {
-		return ls, "systemd sockets", nil
+		return ls, ready, "systemd sockets", nil
 	}
-	return nil, "", usagef("no socket: give -s or start with a socket on fd 0")
+	return nil, nil, "", usagef("no socket: give -s or start with a socket on fd 0")
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgirun/cgirun"
 	"github.com/cgirun/cgirun/fastcgi"
 )
 
@@ -75,7 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch {
 	case name == "":
-		if !onSocket && getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		// An upgrade passes the sockets on in CGIRUN_INHERIT_FDS, and
+		// stdin is no longer the socket.
+		if !onSocket && getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) && getenv(cgirun.EnvInheritFDs) == "" {
 			topUsage(stderr)
 			return exitUsage
 		}
@@ -189,17 +192,59 @@ func stdinListener(stdin io.Reader) (net.Listener, error) {
 // failure, or nil after a shutdown asked for by ctx.
 func serveUntil(ctx context.Context, log *slog.Logger, grace time.Duration, n int,
 	serve func(i int) error, shutdown func(context.Context) error, close func() error) error {
+	return serveUpgradable(ctx, log, grace, n, serve, shutdown, close, upgrading{})
+}
+
+// upgrading is how a server hands its sockets to a new process (see
+// cgirun.Upgrade); the zero value never does.
+type upgrading struct {
+	// ready, called once the server serves, tells the process this one
+	// replaces, if any.
+	ready func() error
+	// hup asks for an upgrade (SIGHUP).
+	hup <-chan os.Signal
+	// upgrade starts the new process and returns its pid once it serves.
+	upgrade func(context.Context) (int, error)
+}
+
+// serveUpgradable is serveUntil for a server that up can upgrade: once a
+// new process serves the sockets, this one shuts down as when ctx ends,
+// and the result is nil. A failed upgrade is logged, and serving goes on.
+func serveUpgradable(ctx context.Context, log *slog.Logger, grace time.Duration, n int,
+	serve func(i int) error, shutdown func(context.Context) error, close func() error, up upgrading) error {
 	errc := make(chan error, n)
 	for i := range n {
 		go func() { errc <- serve(i) }()
 	}
+	if up.ready != nil {
+		if err := up.ready(); err != nil {
+			log.Warn("cgirun: upgrade: the old process was not told", "err", err)
+		}
+	}
 	var first error
-	select {
-	case <-ctx.Done():
-		log.Info("cgirun: shutting down", "grace", grace)
-	case first = <-errc:
-		n--
-		log.Error("cgirun: serving failed; shutting down", "err", first)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("cgirun: shutting down", "grace", grace)
+			break wait
+		case <-up.hup:
+			if up.upgrade == nil {
+				continue
+			}
+			log.Info("cgirun: SIGHUP: starting a new process on the same sockets")
+			pid, err := up.upgrade(ctx)
+			if err != nil {
+				log.Error("cgirun: upgrade failed; still serving", "err", err)
+				continue
+			}
+			log.Info("cgirun: upgraded: the new process serves; shutting down", "pid", pid, "grace", grace)
+			break wait
+		case first = <-errc:
+			n--
+			log.Error("cgirun: serving failed; shutting down", "err", first)
+			break wait
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
