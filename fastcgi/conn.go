@@ -662,5 +662,5 @@ func (c *conn) close(cause error) {
 			r.data.fail(cause)
 		}
 	}
-	c.srv.trackConn(c, false)
+	c.srv.untrackConn(c)
 }

@@ -262,3 +262,73 @@ func (rc *rawConn) readResponse(id uint16) (*response, error) {
 		}
 	}
 }
+
+// gateListener holds its first accepted connection until the test lets
+// it go, and tells the test when it is closed.
+type gateListener struct {
+	net.Listener
+	accepted, proceed, closed chan struct{}
+	acceptOnce, closeOnce     sync.Once
+}
+
+func (l *gateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.acceptOnce.Do(func() {
+		close(l.accepted)
+		<-l.proceed
+	})
+	return c, nil
+}
+
+func (l *gateListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// TestShutdownServesAConnectionAcceptedAsItBegins: a connection that
+// Accept returned as Shutdown closed the listener holds a request the web
+// server sent: it is answered, and Shutdown waits for it, instead of the
+// connection being closed under the request.
+func TestShutdownServesAConnectionAcceptedAsItBegins(t *testing.T) {
+	logs := new(syncBuffer)
+	s := &Server{Handler: helloHandler(), Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	addr := filepath.Join(t.TempDir(), "fcgi.sock")
+	l, err := Listen("unix:"+addr, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl := &gateListener{Listener: l, accepted: make(chan struct{}), proceed: make(chan struct{}), closed: make(chan struct{})}
+	var serveErr error
+	served := make(chan struct{})
+	go func() {
+		serveErr = s.Serve(gl)
+		close(served)
+	}()
+	defer func() {
+		s.Close()
+		<-served
+	}()
+
+	rc := dialRaw(t, addr)
+	rc.send(requestRecords(1, true, "", getHello...))
+	<-gl.accepted
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	<-gl.closed
+	close(gl.proceed)
+	resp, err := rc.readResponse(1)
+	if err != nil || string(resp.stdout) != helloStream || resp.protoStatus != statusRequestComplete {
+		t.Fatalf("the request on the connection accepted as Shutdown began: %q, %v; want it answered\n%s", resp.stdout, err, logs)
+	}
+	rc.expectClosed()
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+	<-served
+	if !errors.Is(serveErr, ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", serveErr)
+	}
+}

@@ -107,8 +107,10 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
+	serving   int  // Serve loops running
+	cut       bool // Close was called: connections are closed, not drained
 	conns     map[*conn]struct{}
-	idleWait  chan struct{} // closed when conns becomes empty during Shutdown
+	idleWait  chan struct{} // closed when conns and serving reach none during Shutdown
 	slots     chan struct{} // MaxRequests semaphore; nil without a bound
 	connSlots chan struct{} // MaxConns semaphore; nil without a bound
 	closing   chan struct{} // closed by Shutdown and Close
@@ -244,12 +246,19 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		s.stats.acceptedConns.Add(1)
 		c := newConn(s, rwc, baseCtx, responder)
-		if !s.trackConn(c, true) {
+		ok, drain := s.addConn(c)
+		if !ok {
 			rwc.Close()
 			if s.connSlots != nil {
 				<-s.connSlots
 			}
 			return ErrServerClosed
+		}
+		if drain {
+			// Accepted as Shutdown closed the listener: the web server
+			// has sent a request on it, or is about to. Shutdown waits
+			// for this loop, and the connection drains like the others.
+			c.drain()
 		}
 		go c.serve()
 	}
@@ -262,6 +271,8 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
+// trackListener adds or removes a Serve loop and its listener. Adding
+// fails once Shutdown or Close has been called.
 func (s *Server) trackListener(l *net.Listener, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,25 +284,34 @@ func (s *Server) trackListener(l *net.Listener, add bool) bool {
 			s.listeners = make(map[*net.Listener]struct{})
 		}
 		s.listeners[l] = struct{}{}
-	} else {
-		delete(s.listeners, l)
+		s.serving++
+		return true
 	}
+	delete(s.listeners, l)
+	s.serving--
+	s.idleLocked()
 	return true
 }
 
-func (s *Server) trackConn(c *conn, add bool) bool {
+// addConn tracks a new connection: ok is false once Close was called (the
+// connection is to be closed), drain is true once Shutdown has begun.
+func (s *Server) addConn(c *conn) (ok, drain bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		if s.inShutdown.Load() {
-			return false
-		}
-		if s.conns == nil {
-			s.conns = make(map[*conn]struct{})
-		}
-		s.conns[c] = struct{}{}
-		return true
+	if s.cut {
+		return false, false
 	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true, s.inShutdown.Load()
+}
+
+// untrackConn stops tracking a connection, and reports whether it was.
+func (s *Server) untrackConn(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, ok := s.conns[c]; !ok {
 		return false
 	}
@@ -299,27 +319,35 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 	if s.connSlots != nil {
 		<-s.connSlots
 	}
-	if len(s.conns) == 0 && s.idleWait != nil {
-		close(s.idleWait)
-		s.idleWait = nil
-	}
+	s.idleLocked()
 	return true
 }
 
+// idleLocked ends Shutdown's wait once no connection is open and no Serve
+// loop is left to accept one.
+func (s *Server) idleLocked() {
+	if len(s.conns) == 0 && s.serving == 0 && s.idleWait != nil {
+		close(s.idleWait)
+		s.idleWait = nil
+	}
+}
+
 // Shutdown stops the server gracefully: it closes the listeners, closes the
-// connections that have no request in flight, and waits for the requests in
-// flight to be answered, closing each connection once its last request is
-// done (whatever FCGI_KEEP_CONN said) and no other is waiting in its
-// socket: nginx may send one on a kept connection before it sees the
-// connection close, and it is answered. If ctx ends first, Shutdown returns
-// ctx.Err() and the remaining connections stay open: call Close to cut
-// them. Once Shutdown has been called, Serve returns ErrServerClosed.
+// connections that have no request in flight, and waits for the Serve
+// loops to return (a connection accepted as its listener closed is served
+// like the others) and for the requests in flight to be answered, closing
+// each connection once its last request is done (whatever FCGI_KEEP_CONN
+// said) and no other is waiting in its socket: nginx may send one on a
+// kept connection before it sees the connection close, and it is
+// answered. If ctx ends first, Shutdown returns ctx.Err() and the
+// remaining connections stay open: call Close to cut them. Once Shutdown
+// has been called, Serve returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.startClosing()
 	s.mu.Lock()
 	s.closeListenersLocked()
 	var wait chan struct{}
-	if len(s.conns) > 0 {
+	if len(s.conns) > 0 || s.serving > 0 {
 		if s.idleWait == nil {
 			s.idleWait = make(chan struct{})
 		}
@@ -350,6 +378,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.startClosing()
 	s.mu.Lock()
+	s.cut = true
 	err := s.closeListenersLocked()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
