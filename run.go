@@ -35,6 +35,10 @@ import (
 // Config is every setting of Run, read from CGIRUN_* environment variables
 // (CGIRUN_FASTCGI, CGIRUN_SHUTDOWN_GRACE, ...). The names follow
 // eventlet.wsgi.server's and php-fpm's settings where they have one.
+// CGIRUN_SHUTDOWN_GRACE also bounds the drain of a FastCGI server that
+// SIGHUP replaced with a new process (see Run); CGIRUN_INHERIT_FDS and
+// CGIRUN_READY_FD are no settings but that upgrade's hand-over (see
+// Upgrade).
 type Config struct {
 	CGI              bool          `desc:"serve one CGI request even without GATEWAY_INTERFACE"`
 	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, tcp:host:port or host:port"`

@@ -43,19 +43,19 @@ const upgradeStopGrace = 5 * time.Second
 // readyByte is what a new process writes to the pipe of EnvReadyFD.
 const readyByte = '1'
 
-// Upgrade replaces the running program with a new copy of its binary, as
-// nginx's binary upgrade and cloudflare/tableflip do: it starts
-// os.Executable() (the file now at the path the program was started from,
-// such as a newly installed version) with the same arguments and
-// environment, stdout and stderr, and passes it the listening sockets lns
-// (see EnvInheritFDs) as descriptors 3, 4, ..., and the pipe of EnvReadyFD
-// after them; descriptors that the program itself inherited without
-// close-on-exec pass on as with any exec. It returns the new process's pid once that process
-// serves them (Server.Start says so); the caller then stops accepting,
-// lets its requests in flight finish (Server.Stop) and exits, while
-// connections waiting in the sockets' backlog go to the new process. A
-// unix socket's file is left in place when lns close: it is the new
-// process's.
+// Upgrade starts a new copy of the program's binary to replace it, as
+// nginx's binary upgrade and cloudflare/tableflip do: os.Executable() (the
+// file now at the path the program was started from, such as a newly
+// installed version) with the same arguments and environment, stdout and
+// stderr (stdin is /dev/null), and passes it the listening sockets lns (see
+// EnvInheritFDs) as descriptors 3, 4, ..., and the pipe of EnvReadyFD after
+// them; descriptors that the program itself inherited without close-on-exec
+// pass on as with any exec. It returns the new process's pid once that
+// process serves them (Server.Start, or the ready function of Inherit, says
+// so); the caller then stops accepting, lets its requests in flight finish
+// (Server.Stop) and exits, while connections waiting in the sockets' backlog
+// go to the new process. A unix socket's file is left in place when lns
+// close: it is the new process's.
 //
 // If the new process exits, or does not serve within DefaultUpgradeTimeout
 // or before ctx ends, Upgrade stops it (SIGTERM, SIGKILL after 5 s) and
