@@ -585,11 +585,13 @@ func relSettleTo(want int, measure func() int) int {
 	}
 }
 
-// Client aborts of the testapp: requests, and the lines of each.
+// Client aborts of the testapp: requests, and the lines of each. A cut
+// stream would end by itself after (relAbortLines-1)*relAbortEvery: long
+// enough for nginx to notice its client left first.
 const (
-	relAbortRequests = 240
-	relAbortLines    = 30
-	relAbortEvery    = 5 * time.Millisecond
+	relAbortRequests = 180
+	relAbortLines    = 20
+	relAbortEvery    = 10 * time.Millisecond
 )
 
 // TestReliabilityClientAbortsTestapp sends the testapp, behind nginx with
