@@ -1,7 +1,6 @@
 package fastcgi
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -40,10 +39,11 @@ const lingerTime = 2 * time.Second
 // writeFlushSize is the buffered output past which a connection writes.
 const writeFlushSize = 64 << 10
 
-// bufPool holds the buffers records are read into and written from, so that
-// an idle connection holds none.
-var bufPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 16<<10)
+// writeBufPool holds the buffers records are written from: a connection
+// holds one only while it writes. A small response fits the first 4 KiB;
+// a larger one grows its buffer, which goes back to the pool with it.
+var writeBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
 	return &b
 }}
 
@@ -58,14 +58,11 @@ type conn struct {
 	cancel    context.CancelCauseFunc
 	maxReqs   int
 
-	// Owned by the serve loop. While the connection waits for the web
-	// server it holds neither br nor bp: an idle connection costs little
-	// more than its goroutine.
-	br      *bufio.Reader // from readerPool while records arrive
-	rr      recordReader
-	bp      *[]byte    // rr's buffer, from bufPool while records arrive
-	idle    idleReader // rr's reader while br is nil
-	started bool       // a first record arrived
+	// Owned by the serve loop. rr holds a buffer only while bytes it read
+	// wait in it: an idle connection costs little more than its goroutine.
+	rr      *recordReader
+	started bool      // a first record arrived
+	pending *inStream // a body stream given bytes whose reader is not woken yet
 
 	// Guarded by mu.
 	mu       sync.Mutex
@@ -101,6 +98,7 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		cancel:    cancel,
 		maxReqs:   orDefault(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
 		reqs:      make(map[uint16]*request),
+		rr:        newRecordReader(rwc),
 	}
 	return c
 }
@@ -116,31 +114,25 @@ func (c *conn) log() *slog.Logger {
 // them until the connection fails or closes.
 func (c *conn) serve() {
 	defer c.close(nil)
-	defer c.releaseBuffers()
+	defer c.rr.drop()
 	for {
-		c.setReadDeadline()
-		if c.br == nil {
-			// Idle: the header comes straight from the socket, then a
-			// buffered reader takes the rest of the burst.
-			c.idle = idleReader{r: c.rwc}
-			c.rr.r = &c.idle
+		if c.rr.buffered() < headerLen {
+			// The next read may wait for the web server: whoever waits
+			// for the bytes handed over so far must have them first.
+			c.wakePending()
 		}
+		c.setReadDeadline()
+		waited := c.rr.buffered() == 0
 		h, err := c.rr.readHeader()
 		if err != nil {
-			if c.br == nil && c.idle.n == 0 && c.drainWaiting(err) {
+			if waited && c.rr.buffered() == 0 && c.drainWaiting(err) {
 				continue
 			}
 			c.readFailed(err)
 			return
 		}
-		if c.br == nil {
-			c.br = readerPool.Get().(*bufio.Reader)
-			c.br.Reset(c.rwc)
-			c.rr.r = c.br
-		}
-		if c.bp == nil {
-			c.bp = bufPool.Get().(*[]byte)
-			c.rr.buf = *c.bp
+		if c.rr.buffered() < int(h.ContentLength)+int(h.PaddingLength) {
+			c.wakePending()
 		}
 		content, err := c.rr.readContent(h)
 		if err != nil {
@@ -152,26 +144,17 @@ func (c *conn) serve() {
 			c.log().Warn("fastcgi: closing connection: protocol error", "err", err)
 			return
 		}
-		if c.br.Buffered() == 0 {
-			// About to wait for the web server.
-			c.releaseBuffers()
-		}
 	}
 }
 
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-
-// idleReader reads a header straight from the socket and counts the bytes:
-// a read that failed before the first one can be tried again.
-type idleReader struct {
-	r io.Reader
-	n int
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n += n
-	return n, err
+// wakePending wakes the reader of the body stream that was last given bytes
+// without a wake-up: a run of records for one stream read at once wakes
+// its reader once, not once a record.
+func (c *conn) wakePending() {
+	if c.pending != nil {
+		c.pending.wake()
+		c.pending = nil
+	}
 }
 
 // drainWaiting is called when the wait for a record failed with err on a
@@ -220,19 +203,6 @@ func (c *conn) bytesWaiting() bool {
 		waiting = err == nil && n > 0
 	})
 	return waiting
-}
-
-func (c *conn) releaseBuffers() {
-	if c.bp != nil {
-		*c.bp = c.rr.buf[:0]
-		bufPool.Put(c.bp)
-		c.bp, c.rr.buf = nil, nil
-	}
-	if c.br != nil {
-		c.br.Reset(nil)
-		readerPool.Put(c.br)
-		c.br = nil
-	}
 }
 
 // readFailed logs why reading stopped, unless it is the web server closing
@@ -307,6 +277,9 @@ func (c *conn) setReadDeadlineLocked() {
 // handle dispatches one record. An error is a protocol error: the
 // connection closes.
 func (c *conn) handle(h header, content []byte) error {
+	if h.Type != typeStdin && h.Type != typeData || len(content) == 0 {
+		c.wakePending()
+	}
 	c.mu.Lock()
 	linger := c.lingerOn
 	c.mu.Unlock()
@@ -348,6 +321,11 @@ func (c *conn) handle(h header, content []byte) error {
 		if h.Type == typeStdin && r.role == bridge.RoleAuthorizer {
 			return nil // an authorizer has no body: its bytes are dropped
 		}
+		if c.pending != s {
+			c.wakePending()
+		}
+		// Woken later, by wakePending: before the serve loop may wait.
+		c.pending = s
 		if err := s.push(content); err != nil && !isRequestOver(err) {
 			return fmt.Errorf("request %d: %w", h.ID, err)
 		}
@@ -582,7 +560,7 @@ func (c *conn) writeRecords(app func([]byte) []byte) {
 
 func (c *conn) appendLocked(app func([]byte) []byte) {
 	if c.wbuf == nil {
-		c.wbuf = bufPool.Get().(*[]byte)
+		c.wbuf = writeBufPool.Get().(*[]byte)
 	}
 	*c.wbuf = app(*c.wbuf)
 }
@@ -603,7 +581,7 @@ func (c *conn) flushLocked() {
 		}
 	}
 	*c.wbuf = b[:0]
-	bufPool.Put(c.wbuf)
+	writeBufPool.Put(c.wbuf)
 	c.wbuf = nil
 }
 

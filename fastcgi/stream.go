@@ -33,7 +33,9 @@ func newInStream(limit int) *inStream {
 }
 
 // push adds p, blocking while the stream is full. It returns an error when
-// the request failed or is over; p is then dropped.
+// the request failed or is over; p is then dropped. It wakes the reader
+// only when it must wait for room: the caller calls wake once it has no
+// more bytes at hand, so that a burst of records costs one wake-up.
 func (s *inStream) push(p []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -42,6 +44,7 @@ func (s *inStream) push(p []byte) error {
 	}
 	for len(p) > 0 {
 		for s.err == nil && !s.closed && len(s.buf)-s.off >= s.limit {
+			s.cond.Broadcast()
 			s.cond.Wait()
 		}
 		if s.err != nil {
@@ -60,9 +63,15 @@ func (s *inStream) push(p []byte) error {
 		n := min(len(p), s.limit-(len(s.buf)-s.off))
 		s.buf = append(s.buf, p[:n]...)
 		p = p[n:]
-		s.cond.Broadcast()
 	}
 	return nil
+}
+
+// wake wakes a reader waiting for what push added.
+func (s *inStream) wake() {
+	s.mu.Lock()
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // open reports whether the web server has yet to send the end of the

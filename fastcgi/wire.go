@@ -1,14 +1,13 @@
 package fastcgi
 
 // This file holds the FastCGI 1.0 wire format only: record headers, record
-// framing and name-value pairs. It reads from an io.Reader, appends to byte
-// slices and knows nothing of connections, goroutines or locks.
+// framing and name-value pairs. It parses and appends to byte slices and
+// knows nothing of connections, goroutines or locks; reader.go reads records.
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 )
@@ -188,64 +187,6 @@ func parseBeginRequest(content []byte) (role uint16, flags uint8, err error) {
 		return 0, 0, fmt.Errorf("%w: %d bytes, want 8", errBadBeginRequest, len(content))
 	}
 	return binary.BigEndian.Uint16(content), content[2], nil
-}
-
-// recordReader reads records from an io.Reader.
-type recordReader struct {
-	r   io.Reader
-	hdr [headerLen]byte
-	// buf holds the content and padding of the last record. It grows to
-	// the largest record seen; its owner may swap it in and out (a
-	// connection gives it back to a pool while idle).
-	buf []byte
-}
-
-func newRecordReader(r io.Reader) *recordReader {
-	return &recordReader{r: r}
-}
-
-// next reads the next record and returns its header and content; the
-// padding, of any length, is read and dropped. The content is valid until
-// the next call. next returns io.EOF when the input ends between records,
-// and an error wrapping io.ErrUnexpectedEOF when it ends inside one.
-func (rr *recordReader) next() (header, []byte, error) {
-	h, err := rr.readHeader()
-	if err != nil {
-		return header{}, nil, err
-	}
-	content, err := rr.readContent(h)
-	if err != nil {
-		return header{}, nil, err
-	}
-	return h, content, nil
-}
-
-// readHeader is next's first half: it reads a record header, and needs no
-// buffer.
-func (rr *recordReader) readHeader() (header, error) {
-	if _, err := io.ReadFull(rr.r, rr.hdr[:]); err != nil {
-		if err == io.EOF { // nothing read: the end between records
-			return header{}, err
-		}
-		return header{}, fmt.Errorf("fastcgi: reading record header: %w", err)
-	}
-	return parseHeader(rr.hdr[:])
-}
-
-// readContent is next's second half: it reads the content and padding that
-// h announces into buf.
-func (rr *recordReader) readContent(h header) ([]byte, error) {
-	n := int(h.ContentLength) + int(h.PaddingLength)
-	if cap(rr.buf) < n {
-		rr.buf = make([]byte, maxContent+maxPad)
-	}
-	if got, err := io.ReadFull(rr.r, rr.buf[:n]); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("fastcgi: reading %s record: got %d of %d content and padding bytes: %w", h.Type, got, n, err)
-	}
-	return rr.buf[:h.ContentLength], nil
 }
 
 // appendPair appends a name-value pair. A length field holds at most
