@@ -276,7 +276,7 @@ func headers(env *Environ) (http.Header, error) {
 		if !ok || suffix == "" {
 			continue
 		}
-		key, known := commonHeaders[suffix]
+		key, known := commonHeader(suffix)
 		if !known {
 			if !isToken(suffix) {
 				return nil, badEnviron("variable %q does not name a header", name)
@@ -296,37 +296,69 @@ func headers(env *Environ) (http.Header, error) {
 	return h, nil
 }
 
-// commonHeaders maps the HTTP_ suffixes of frequent headers to their
-// canonical names without allocating.
-var commonHeaders = map[string]string{
-	"ACCEPT":                    "Accept",
-	"ACCEPT_CHARSET":            "Accept-Charset",
-	"ACCEPT_ENCODING":           "Accept-Encoding",
-	"ACCEPT_LANGUAGE":           "Accept-Language",
-	"AUTHORIZATION":             "Authorization",
-	"CACHE_CONTROL":             "Cache-Control",
-	"CONNECTION":                "Connection",
-	"CONTENT_LENGTH":            "Content-Length",
-	"CONTENT_TYPE":              "Content-Type",
-	"COOKIE":                    "Cookie",
-	"DNT":                       "Dnt",
-	"HOST":                      "Host",
-	"IF_MODIFIED_SINCE":         "If-Modified-Since",
-	"IF_NONE_MATCH":             "If-None-Match",
-	"ORIGIN":                    "Origin",
-	"PRAGMA":                    "Pragma",
-	"RANGE":                     "Range",
-	"REFERER":                   "Referer",
-	"SEC_FETCH_DEST":            "Sec-Fetch-Dest",
-	"SEC_FETCH_MODE":            "Sec-Fetch-Mode",
-	"SEC_FETCH_SITE":            "Sec-Fetch-Site",
-	"TE":                        "Te",
-	"UPGRADE_INSECURE_REQUESTS": "Upgrade-Insecure-Requests",
-	"USER_AGENT":                "User-Agent",
-	"X_FORWARDED_FOR":           "X-Forwarded-For",
-	"X_FORWARDED_PROTO":         "X-Forwarded-Proto",
-	"X_REAL_IP":                 "X-Real-Ip",
-	"X_REQUESTED_WITH":          "X-Requested-With",
+// commonHeader returns the canonical name of a frequent header from its
+// HTTP_ suffix without allocating. A switch, not a map: a CGI program
+// starts for every request, and a map literal is built at start-up.
+func commonHeader(suffix string) (string, bool) {
+	switch suffix {
+	case "ACCEPT":
+		return "Accept", true
+	case "ACCEPT_CHARSET":
+		return "Accept-Charset", true
+	case "ACCEPT_ENCODING":
+		return "Accept-Encoding", true
+	case "ACCEPT_LANGUAGE":
+		return "Accept-Language", true
+	case "AUTHORIZATION":
+		return "Authorization", true
+	case "CACHE_CONTROL":
+		return "Cache-Control", true
+	case "CONNECTION":
+		return "Connection", true
+	case "CONTENT_LENGTH":
+		return "Content-Length", true
+	case "CONTENT_TYPE":
+		return "Content-Type", true
+	case "COOKIE":
+		return "Cookie", true
+	case "DNT":
+		return "Dnt", true
+	case "HOST":
+		return "Host", true
+	case "IF_MODIFIED_SINCE":
+		return "If-Modified-Since", true
+	case "IF_NONE_MATCH":
+		return "If-None-Match", true
+	case "ORIGIN":
+		return "Origin", true
+	case "PRAGMA":
+		return "Pragma", true
+	case "RANGE":
+		return "Range", true
+	case "REFERER":
+		return "Referer", true
+	case "SEC_FETCH_DEST":
+		return "Sec-Fetch-Dest", true
+	case "SEC_FETCH_MODE":
+		return "Sec-Fetch-Mode", true
+	case "SEC_FETCH_SITE":
+		return "Sec-Fetch-Site", true
+	case "TE":
+		return "Te", true
+	case "UPGRADE_INSECURE_REQUESTS":
+		return "Upgrade-Insecure-Requests", true
+	case "USER_AGENT":
+		return "User-Agent", true
+	case "X_FORWARDED_FOR":
+		return "X-Forwarded-For", true
+	case "X_FORWARDED_PROTO":
+		return "X-Forwarded-Proto", true
+	case "X_REAL_IP":
+		return "X-Real-Ip", true
+	case "X_REQUESTED_WITH":
+		return "X-Requested-With", true
+	}
+	return "", false
 }
 
 func contentLength(env *Environ) (int64, error) {
@@ -432,23 +464,14 @@ func isToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
+		if c := s[i]; c >= 128 || tokenMask[c>>6]&(1<<(c&63)) == 0 {
 			return false
 		}
 	}
 	return true
 }
 
-var tokenChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
+// tokenMask has bit c set for every tchar c (RFC 9110 section 5.6.2):
+// digits, letters and !#$%&'*+-.^_`|~. Constants, so that nothing runs at
+// start-up; TestTokenMask checks them against that list.
+var tokenMask = [2]uint64{0x03ff6cfa00000000, 0x57ffffffc7fffffe}

@@ -275,3 +275,36 @@ func TestRoleString(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenMask(t *testing.T) {
+	// RFC 9110 section 5.6.2: tchar.
+	const tchars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	for c := 0; c < 256; c++ {
+		s := string([]byte{byte(c)})
+		if got, want := isToken(s), strings.Contains(tchars, s); got != want {
+			t.Errorf("isToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+	if isToken("") {
+		t.Error(`isToken("") = true, want false`)
+	}
+}
+
+func TestCommonHeader(t *testing.T) {
+	suffixes := []string{"ACCEPT", "ACCEPT_CHARSET", "ACCEPT_ENCODING", "ACCEPT_LANGUAGE", "AUTHORIZATION",
+		"CACHE_CONTROL", "CONNECTION", "CONTENT_LENGTH", "CONTENT_TYPE", "COOKIE", "DNT", "HOST",
+		"IF_MODIFIED_SINCE", "IF_NONE_MATCH", "ORIGIN", "PRAGMA", "RANGE", "REFERER", "SEC_FETCH_DEST",
+		"SEC_FETCH_MODE", "SEC_FETCH_SITE", "TE", "UPGRADE_INSECURE_REQUESTS", "USER_AGENT",
+		"X_FORWARDED_FOR", "X_FORWARDED_PROTO", "X_REAL_IP", "X_REQUESTED_WITH"}
+	for _, s := range suffixes {
+		want := http.CanonicalHeaderKey(strings.ReplaceAll(s, "_", "-"))
+		if got, ok := commonHeader(s); !ok || got != want {
+			t.Errorf("commonHeader(%q) = %q, %v, want %q, true", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "X_CUSTOM", "accept", "ACCEPT_", "HTTP_HOST"} {
+		if got, ok := commonHeader(s); ok {
+			t.Errorf("commonHeader(%q) = %q, true, want false", s, got)
+		}
+	}
+}
