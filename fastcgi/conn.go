@@ -60,9 +60,14 @@ type conn struct {
 
 	// Owned by the serve loop. rr holds a buffer only while bytes it read
 	// wait in it: an idle connection costs little more than its goroutine.
+	// While the reader is lent to a handler (see inStream), that handler's
+	// Read owns these, and the serve loop waits on back.
 	rr      *recordReader
-	started bool      // a first record arrived
-	pending *inStream // a body stream given bytes whose reader is not woken yet
+	started bool       // a first record arrived
+	pending *inStream  // a body stream given bytes whose reader is not woken yet
+	lentID  uint16     // the request whose stream has the reader
+	lentLen int64      // its CONTENT_LENGTH, or -1
+	back    chan error // the reader comes back, with why reading must stop
 
 	// Guarded by mu.
 	mu       sync.Mutex
@@ -120,6 +125,18 @@ func (c *conn) serve() {
 			// The next read may wait for the web server: whoever waits
 			// for the bytes handed over so far must have them first.
 			c.wakePending()
+			if lent, err := c.lendReader(); lent {
+				var perr protocolError
+				switch {
+				case errors.As(err, &perr):
+					c.log().Warn("fastcgi: closing connection: protocol error", "err", perr.err)
+					return
+				case err != nil:
+					c.readFailed(err)
+					return
+				}
+				continue
+			}
 		}
 		c.setReadDeadline()
 		waited := c.rr.buffered() == 0
@@ -146,6 +163,77 @@ func (c *conn) serve() {
 		}
 	}
 }
+
+// protocolError is a protocol error met by a handler's read while it had
+// the reader: the serve loop closes the connection.
+type protocolError struct{ err error }
+
+func (e protocolError) Error() string { return e.err.Error() }
+
+// lendReader lends the record reader to the body stream of the
+// connection's only request when its handler waits for bytes (see
+// inStream), and waits for it to come back; it reports whether it lent it,
+// and what ended reading if something did.
+func (c *conn) lendReader() (bool, error) {
+	var r *request
+	c.mu.Lock()
+	if len(c.reqs) == 1 && !c.lingerOn && !c.closed {
+		for _, q := range c.reqs {
+			if q.paramsDone && q.data == nil && q.role != bridge.RoleAuthorizer {
+				r = q
+			}
+		}
+	}
+	c.mu.Unlock()
+	if r == nil {
+		return false, nil
+	}
+	if c.back == nil {
+		c.back = make(chan error, 1)
+	}
+	c.lentID, c.lentLen = r.id, r.bodyLen
+	if !r.stdin.lend(c) {
+		return false, nil
+	}
+	c.srv.stats.lends.Add(1)
+	return true, <-c.back
+}
+
+// pull reads records for s, the body of request c.lentID, on its handler's
+// goroutine (lender). It stops at the first record that gives s bytes
+// (the handler keeps the reader), or that ends s, completes its
+// CONTENT_LENGTH or concerns anything else (the reader goes back to the
+// serve loop, which reads on while the handler works: it sees an abort or
+// a closed connection even when the handler never reads past the length
+// it was told).
+func (c *conn) pull(s *inStream) (bool, error) {
+	for {
+		if c.rr.buffered() < headerLen {
+			c.wakePending()
+		}
+		c.setReadDeadline()
+		h, err := c.rr.readHeader()
+		if err != nil {
+			return true, err
+		}
+		content, err := c.rr.readContent(h)
+		if err != nil {
+			return true, err
+		}
+		c.started = true
+		if err := c.handle(h, content); err != nil {
+			return true, protocolError{err}
+		}
+		if h.ID != c.lentID || h.Type != typeStdin || len(content) == 0 {
+			return true, nil
+		}
+		if has, total := s.hasBytes(); has {
+			return c.lentLen >= 0 && total >= c.lentLen, nil
+		}
+	}
+}
+
+func (c *conn) giveBack(err error) { c.back <- err }
 
 // wakePending wakes the reader of the body stream that was last given bytes
 // without a wake-up: a run of records for one stream read at once wakes
@@ -451,6 +539,10 @@ func (c *conn) params(r *request, content []byte) error {
 		return fmt.Errorf("request %d: FCGI_PARAMS: %w", r.id, err)
 	}
 	r.paramsDone = true
+	r.bodyLen = -1
+	if n, err := strconv.ParseInt(r.breq.Env.Get("CONTENT_LENGTH"), 10, 64); err == nil && n >= 0 {
+		r.bodyLen = n
+	}
 	go r.run()
 	return nil
 }

@@ -26,12 +26,14 @@ type request struct {
 	pairs      pairDecoder
 	breq       bridge.Request
 	paramsDone bool
+	bodyLen    int64 // CONTENT_LENGTH, or -1; set with paramsDone
 
 	// Guarded by c.wmu.
 	ended       bool // END_REQUEST sent, or nothing may be sent any more
 	wroteOutput bool // STDOUT bytes sent
 	wroteStderr bool // STDERR bytes sent
 	cut         bool // the response is incomplete
+	timedOut    bool // timeout owns the response: the handler's writes fail
 }
 
 func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
@@ -124,6 +126,11 @@ func (r *request) done(returned bool, err error) {
 	}
 	overloaded := errors.Is(context.Cause(r.ctx), errOverloaded)
 	c.wmu.Lock()
+	if r.timedOut {
+		// timeout answers, or has answered, the request.
+		c.wmu.Unlock()
+		return
+	}
 	// The bridge marks a cut response through Abort even when the handler
 	// called runtime.Goexit and err never arrives.
 	cut := (r.cut || err != nil) && !r.ended
@@ -152,6 +159,15 @@ func (r *request) done(returned bool, err error) {
 // sent yet, otherwise the response is cut short.
 func (r *request) timeout() {
 	c := r.c
+	// The response is timeout's from here: a handler woken by its
+	// cancelled context can no longer write, nor end the request.
+	c.wmu.Lock()
+	if r.ended {
+		c.wmu.Unlock()
+		return
+	}
+	r.timedOut = true
+	c.wmu.Unlock()
 	c.log().Warn("fastcgi: handler timeout", "req_id", r.id, "timeout", c.srv.HandlerTimeout)
 	r.cancel(ErrHandlerTimeout)
 	r.stdin.fail(ErrHandlerTimeout)
@@ -189,7 +205,7 @@ func (o *outStream) Write(p []byte) (int, error) {
 	r, c := o.r, o.r.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if r.ended {
+	if r.ended || r.timedOut {
 		return 0, errRequestEnded
 	}
 	if c.werr != nil {
@@ -223,7 +239,7 @@ func (o *outStream) Flush() error {
 	c := o.r.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if o.r.ended {
+	if o.r.ended || o.r.timedOut {
 		return errRequestEnded
 	}
 	c.flushLocked()

@@ -125,6 +125,7 @@ type counters struct {
 	active        atomic.Int64
 	maxActive     atomic.Int64
 	overloaded    atomic.Uint64
+	lends         atomic.Uint64 // a serve loop lent its reader to a handler
 }
 
 // Stats is a snapshot of a Server's counters.

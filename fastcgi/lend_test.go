@@ -1,0 +1,305 @@
+package fastcgi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bodyReader is a handler that reads its body a chunk at a time, telling
+// the test of each chunk on got, and answers with the byte count and hash
+// of what it read, or with the read's error. When stopAfter is set, it
+// answers once it has read that many bytes, without reading the rest.
+type bodyReader struct {
+	got       chan int
+	stopAfter int
+	errs      chan error // each request's last read error (nil at EOF) and context cause
+}
+
+func newBodyReader() *bodyReader {
+	return &bodyReader{got: make(chan int, 1024), errs: make(chan error, 16)}
+}
+
+func (b *bodyReader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	p := make([]byte, 4096)
+	total := 0
+	var err error
+	for {
+		var n int
+		n, err = r.Body.Read(p)
+		h.Write(p[:n])
+		total += n
+		if n > 0 {
+			b.got <- n
+		}
+		if err != nil || b.stopAfter > 0 && total >= b.stopAfter {
+			break
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	b.errs <- err
+	if err != nil {
+		b.errs <- context.Cause(r.Context())
+		return
+	}
+	fmt.Fprintf(w, "read %d %x", total, h.Sum(nil))
+}
+
+// waitLends waits until the server has lent a connection's reader n times
+// in all.
+func waitLends(t *testing.T, s *Server, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.stats.lends.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader was lent %d times, want %d", s.stats.lends.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// startLentBody sends request id's header block and two body chunks, each
+// once the handler waits for it, so that the serve loop lends the reader
+// to the handler; it returns the bytes sent.
+func startLentBody(t *testing.T, s *Server, rc *rawConn, br *bodyReader, id uint16) []byte {
+	t.Helper()
+	lends := s.stats.lends.Load()
+	b := beginRecord(id, roleResponder, true)
+	b = append(b, paramsRecords(id, "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH=")...)
+	rc.send(b)
+	var sent []byte
+	for i := range 2 {
+		chunk := bytes.Repeat([]byte{byte('a' + i)}, 1000)
+		rc.send(appendStream(nil, typeStdin, id, chunk))
+		sent = append(sent, chunk...)
+		for n := 0; n < len(chunk); n += <-br.got {
+		}
+	}
+	waitLends(t, s, lends+1)
+	return sent
+}
+
+func wantBody(t *testing.T, got *response, body []byte) {
+	t.Helper()
+	want := fmt.Sprintf("read %d %x", len(body), sha256.Sum256(body))
+	if !strings.HasSuffix(string(got.stdout), "\r\n\r\n"+want) || got.protoStatus != statusRequestComplete {
+		t.Fatalf("response = %q %s, want a body of %q", got.stdout, got.protoStatus, want)
+	}
+}
+
+// TestLentReaderReadsTheBody: a handler that has the connection's reader
+// reads records split anywhere, padded or not, across many writes, and
+// the serve loop then serves the next request on the connection.
+func TestLentReaderReadsTheBody(t *testing.T) {
+	br := newBodyReader()
+	s, addr, _ := startServer(t, br, nil)
+	rc := dialRaw(t, addr)
+	body := startLentBody(t, s, rc, br, 1)
+	var rest []byte
+	for i := range 40 {
+		chunk := bytes.Repeat([]byte{byte('c' + i%20)}, 1+i*997%9000)
+		body = append(body, chunk...)
+		if i%3 == 0 {
+			rest = append(rest, rawRecord(typeStdin, 1, chunk, i%9)...)
+		} else {
+			rest = appendStream(rest, typeStdin, 1, chunk)
+		}
+	}
+	rest = appendStream(rest, typeStdin, 1, nil)
+	// Writes that cut headers, contents and padding anywhere.
+	for off, i := 0, 0; off < len(rest); i++ {
+		n := min(len(rest)-off, []int{3, 8, 11, 4096, 70000, 1}[i%6])
+		rc.send(rest[off : off+n])
+		off += n
+		if i%4 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wantBody(t, rc.readResponses(1)[1], body)
+	if err := <-br.errs; err != nil {
+		t.Fatalf("body read error %v", err)
+	}
+	// The serve loop has the reader again: a second request, with its
+	// body sent whole.
+	rc.send(requestRecords(2, true, "second", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	wantBody(t, rc.readResponses(2)[2], []byte("second"))
+	if n := s.stats.lends.Load(); n == 0 {
+		t.Errorf("the reader was never lent")
+	}
+}
+
+// TestLentReaderAbort: FCGI_ABORT_REQUEST, read by the handler that has
+// the reader, fails its read, cancels its context and ends the request;
+// the connection goes on.
+func TestLentReaderAbort(t *testing.T) {
+	br := newBodyReader()
+	s, addr, _ := startServer(t, br, nil)
+	rc := dialRaw(t, addr)
+	startLentBody(t, s, rc, br, 1)
+	rc.send(appendRecord(nil, typeAbortRequest, 1, nil))
+	if got := rc.readResponses(1)[1]; len(got.stdout) != 0 || got.protoStatus != statusRequestComplete {
+		t.Errorf("aborted request answered %q %s, want nothing and REQUEST_COMPLETE", got.stdout, got.protoStatus)
+	}
+	if err, cause := <-br.errs, <-br.errs; !errors.Is(err, ErrAborted) || !errors.Is(cause, ErrAborted) {
+		t.Errorf("body read error %v, context cause %v; want ErrAborted for both", err, cause)
+	}
+	rc.send(requestRecords(2, true, "next", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	wantBody(t, rc.readResponses(2)[2], []byte("next"))
+}
+
+// TestLentReaderConnectionDrop: the web server closes the connection while
+// the handler has the reader: the read fails, the context is cancelled.
+func TestLentReaderConnectionDrop(t *testing.T) {
+	br := newBodyReader()
+	s, addr, _ := startServer(t, br, nil)
+	rc := dialRaw(t, addr)
+	startLentBody(t, s, rc, br, 1)
+	rc.c.Close()
+	if err, cause := <-br.errs, <-br.errs; err == nil || !errors.Is(cause, ErrConnClosed) {
+		t.Errorf("body read error %v, context cause %v; want an error and ErrConnClosed", err, cause)
+	}
+	waitIdle(t, s)
+}
+
+// waitIdle waits until the server holds no connection.
+func waitIdle(t *testing.T, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().OpenConns != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", s.Stats().OpenConns)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLentReaderHandlerAnswersEarly: a handler that answers before its
+// body ends gives the reader back; the rest of the body is dropped and the
+// next request on the connection is served.
+func TestLentReaderHandlerAnswersEarly(t *testing.T) {
+	br := newBodyReader()
+	br.stopAfter = 3000
+	s, addr, _ := startServer(t, br, nil)
+	rc := dialRaw(t, addr)
+	body := startLentBody(t, s, rc, br, 1)
+	more := bytes.Repeat([]byte("z"), 1000)
+	rc.send(appendStream(nil, typeStdin, 1, more))
+	wantBody(t, rc.readResponses(1)[1], append(body, more...))
+	// What the web server still sends for it is read and dropped.
+	rc.send(appendStream(appendStream(nil, typeStdin, 1, bytes.Repeat([]byte("y"), 50000)), typeStdin, 1, nil))
+	rc.send(requestRecords(2, true, "after", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	wantBody(t, rc.readResponses(2)[2], []byte("after"))
+	<-br.errs
+	if err := <-br.errs; err != nil {
+		t.Errorf("second request's body read error %v", err)
+	}
+}
+
+// TestLentReaderMultiplexed: a second request on the connection while the
+// first one's handler has the reader is answered before the first one's
+// body ends.
+func TestLentReaderMultiplexed(t *testing.T) {
+	br := newBodyReader()
+	s, addr, _ := startServer(t, br, nil)
+	rc := dialRaw(t, addr)
+	body := startLentBody(t, s, rc, br, 1)
+	rc.send(requestRecords(2, true, "two", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	wantBody(t, rc.readResponses(2)[2], []byte("two"))
+	more := []byte("the end of one")
+	rc.send(appendStream(appendStream(nil, typeStdin, 1, more), typeStdin, 1, nil))
+	wantBody(t, rc.readResponses(1)[1], append(body, more...))
+}
+
+// TestLentReaderHandlerTimeout: a handler past HandlerTimeout while it
+// has the reader gets its 503; the connection serves the next request.
+func TestLentReaderHandlerTimeout(t *testing.T) {
+	br := newBodyReader()
+	s, addr, _ := startServer(t, br, func(s *Server) { s.HandlerTimeout = 300 * time.Millisecond })
+	rc := dialRaw(t, addr)
+	startLentBody(t, s, rc, br, 1)
+	got := rc.readResponses(1)[1]
+	if !bytes.HasPrefix(got.stdout, []byte("Status: 503 ")) || got.protoStatus != statusRequestComplete {
+		t.Fatalf("timed-out request answered %q %s, want 503", got.stdout, got.protoStatus)
+	}
+	// The handler still waits in a read of the socket: the next records
+	// reach it, and the connection's reader goes back to the serve loop.
+	rc.send(appendStream(nil, typeStdin, 1, []byte("late")))
+	if err, cause := <-br.errs, <-br.errs; !errors.Is(err, ErrHandlerTimeout) || !errors.Is(cause, ErrHandlerTimeout) {
+		t.Errorf("body read error %v, context cause %v; want ErrHandlerTimeout", err, cause)
+	}
+	rc.send(requestRecords(2, true, "next", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	wantBody(t, rc.readResponses(2)[2], []byte("next"))
+}
+
+// TestLentReaderProtocolError: a protocol error read by the handler that
+// has the reader closes the connection, as the serve loop would.
+func TestLentReaderProtocolError(t *testing.T) {
+	br := newBodyReader()
+	s, addr, logs := startServer(t, br, nil)
+	rc := dialRaw(t, addr)
+	startLentBody(t, s, rc, br, 1)
+	rc.send(paramsRecords(1, "LATE=1"))
+	rc.expectClosed()
+	if err, cause := <-br.errs, <-br.errs; err == nil || !errors.Is(cause, ErrConnClosed) {
+		t.Errorf("body read error %v, context cause %v; want an error and ErrConnClosed", err, cause)
+	}
+	waitIdle(t, s)
+	if !strings.Contains(logs.String(), "protocol error") {
+		t.Errorf("log has no protocol error:\n%s", logs)
+	}
+}
+
+// TestLentReaderContentLength: a handler that reads its CONTENT_LENGTH and
+// never reads again (the body's end comes from the length) gives the
+// reader back with the last byte: the serve loop reads on and sees the
+// connection close while the handler works.
+func TestLentReaderContentLength(t *testing.T) {
+	const length = 5000
+	read, cause := make(chan error, 1), make(chan error, 1)
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		_, err := io.ReadFull(r.Body, make([]byte, length))
+		read <- err
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	})
+	s, addr, _ := startServer(t, h, nil)
+	rc := dialRaw(t, addr)
+	b := beginRecord(1, roleResponder, true)
+	b = append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/", fmt.Sprintf("CONTENT_LENGTH=%d", length))...)
+	rc.send(b)
+	<-started
+	// Chunks sent a while apart: the handler waits for each, so that
+	// the reader is lent to it.
+	for sent := 0; sent < length; sent += 1000 {
+		time.Sleep(5 * time.Millisecond)
+		rc.send(appendStream(nil, typeStdin, 1, bytes.Repeat([]byte("x"), 1000)))
+	}
+	if err := <-read; err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	if s.stats.lends.Load() == 0 {
+		t.Fatalf("the reader was never lent")
+	}
+	rc.send(appendStream(nil, typeStdin, 1, nil))
+	rc.c.Close()
+	select {
+	case err := <-cause:
+		if !errors.Is(err, ErrConnClosed) {
+			t.Errorf("context cause = %v, want ErrConnClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the connection closed 10 s ago and the handler's context is not cancelled: nobody reads the connection")
+	}
+}
