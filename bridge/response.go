@@ -33,13 +33,16 @@ type buffers struct {
 	keys []string // header names, sorted
 }
 
-var bufferPool = sync.Pool{New: func() any {
-	return &buffers{
-		head: make([]byte, 0, 512),
-		body: make([]byte, 0, BufferSize),
-		keys: make([]string, 0, 16),
-	}
-}}
+// bufferPool keeps the buffers of finished responses for the next ones. A
+// new one is empty: its slices are allocated to the size of the first
+// response that uses them, and keep their capacity in the pool. A CGI
+// process answers one request, so a large buffer allocated up front would
+// only cost it page faults.
+var bufferPool = sync.Pool{New: func() any { return new(buffers) }}
+
+// commitTail is room for what commit adds to the header block: a sniffed
+// Content-Type, a Content-Length and the empty line.
+const commitTail = len("Content-Type: text/plain; charset=utf-16be\r\nContent-Length: 9223372036854775807\r\n\r\n")
 
 // responseWriter is the http.ResponseWriter that writes a CGI response
 // stream: "Status: 200 OK", the header fields, an empty line, the body.
@@ -122,7 +125,22 @@ func (w *responseWriter) WriteHeader(code int) {
 // or NUL, is refused and logged: it can never inject a line.
 func (w *responseWriter) buildHead() {
 	b := w.bufs
-	h := append(b.head[:0], "Status: "...)
+	// The header block is built once, in a buffer sized for it and for
+	// what commit adds, so that it takes one allocation when the buffers
+	// are new (a CGI process has only new ones).
+	keys := slices.Grow(b.keys[:0], len(w.header))
+	size := len("Status: 999 \r\n") + 32 + commitTail
+	for k, values := range w.header {
+		keys = append(keys, k)
+		for _, v := range values {
+			size += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	slices.Sort(keys)
+	b.keys = keys
+
+	h := slices.Grow(b.head[:0], size)
+	h = append(h, "Status: "...)
 	h = strconv.AppendInt(h, int64(w.status), 10)
 	h = append(h, ' ')
 	if text := http.StatusText(w.status); text != "" {
@@ -133,12 +151,6 @@ func (w *responseWriter) buildHead() {
 	}
 	h = append(h, "\r\n"...)
 
-	keys := b.keys[:0]
-	for k := range w.header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b.keys = keys
 	for _, k := range keys {
 		values := w.header[k]
 		switch {
@@ -218,7 +230,7 @@ func write[S []byte | string](w *responseWriter, p S) (int, error) {
 		return len(p), nil
 	}
 	if !w.committed {
-		if len(w.bufs.body)+len(p) <= cap(w.bufs.body) {
+		if len(w.bufs.body)+len(p) <= BufferSize {
 			w.bufs.body = append(w.bufs.body, p...)
 			return len(p), nil
 		}
@@ -257,7 +269,7 @@ func (w *responseWriter) commit(next []byte, final bool) error {
 	head = append(head, "\r\n"...)
 	// One write for the header block and the held body: a small response
 	// leaves in one piece.
-	head = append(head, b.body...)
+	head = append(slices.Grow(head, len(b.body)), b.body...)
 	b.head, b.body = head, b.body[:0]
 	if _, err := w.out.Write(head); err != nil {
 		w.err = err

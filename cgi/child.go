@@ -54,16 +54,42 @@ func (c *Child) Serve(ctx context.Context, environ []string, stdin io.Reader, st
 		Stderr:   stderr,
 		IsScript: true,
 	}
-	// The bridge writes the header block and the held body in one piece,
-	// which bufio passes straight through; the buffer gathers a streaming
-	// handler's small writes.
-	out := bufio.NewWriter(stdout)
+	out := &output{w: stdout}
 	responder := bridge.HandlerResponder{Handler: c.Handler, Logger: log, Debug: c.Debug}
 	err := responder.Respond(ctx, req, out)
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
 	return err
+}
+
+// output is the Output of a CGI response. The bridge hands it the header
+// block and the body it held in one Write, which goes straight to w: a
+// response that fits bridge.BufferSize leaves in one write(2), with no copy.
+// Only a response that goes on after that write (a stream, or a body past
+// BufferSize) gets a bufio.Writer, which gathers its small writes.
+type output struct {
+	w     io.Writer
+	buf   *bufio.Writer
+	wrote bool
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	if o.buf == nil {
+		if !o.wrote {
+			o.wrote = true
+			return o.w.Write(p)
+		}
+		o.buf = bufio.NewWriter(o.w)
+	}
+	return o.buf.Write(p)
+}
+
+func (o *output) Flush() error {
+	if o.buf == nil {
+		return nil
+	}
+	return o.buf.Flush()
 }
 
 // lazyText is a slog text handler on w that is built on first use: most
