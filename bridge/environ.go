@@ -30,14 +30,34 @@ type Environ struct {
 // with an empty name is ignored. A name given twice keeps its last value.
 func EnvironFromList(list []string) Environ {
 	e := Environ{kv: make([]string, 0, 2*len(list))}
+	// seen is a Bloom filter of the names so far: a name it has not seen
+	// is appended without a scan, so that a process environment of n
+	// variables costs O(n) and not O(n²) (a CGI program builds one at every
+	// start).
+	var seen [4]uint64
 	for _, s := range list {
 		name, value, _ := strings.Cut(s, "=")
 		if name == "" {
 			continue
 		}
-		e.Set(name, value)
+		h := nameHash(name)
+		if seen[h>>6]&(1<<(h&63)) != 0 {
+			e.Set(name, value)
+			continue
+		}
+		seen[h>>6] |= 1 << (h & 63)
+		e.kv = append(e.kv, name, value)
 	}
 	return e
+}
+
+// nameHash is FNV-1a of name, folded to a byte.
+func nameHash(name string) uint8 {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return uint8(h ^ h>>8 ^ h>>16 ^ h>>24)
 }
 
 // Grow makes room for n more variables, so that a front end that knows

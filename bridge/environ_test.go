@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +31,25 @@ func TestEnvironFromList(t *testing.T) {
 				t.Errorf("Len() = %d, want %d", e.Len(), len(tt.want))
 			}
 		})
+	}
+}
+
+// TestEnvironFromListMany checks EnvironFromList's filter of seen names on
+// more names than it has bits: every name collides with others, and a
+// name given again must still replace its value in place.
+func TestEnvironFromListMany(t *testing.T) {
+	var list []string
+	for i := range 2000 {
+		list = append(list, fmt.Sprintf("V%d=%d", i%700, i))
+	}
+	var want Environ
+	for _, s := range list {
+		name, value, _ := strings.Cut(s, "=")
+		want.Set(name, value)
+	}
+	if got := EnvironFromList(list); !slices.Equal(got.List(), want.List()) {
+		t.Errorf("EnvironFromList of 2000 entries over 700 names: %d variables, want %d, or in another order or with other values",
+			got.Len(), want.Len())
 	}
 }
 
