@@ -491,3 +491,119 @@ func TestOptionsBaseContextAndJSONLogs(t *testing.T) {
 		t.Errorf("json log line = %q", logs.String())
 	}
 }
+
+// clearSettings unsets every CGIRUN_* variable for the rest of the test.
+func clearSettings(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "CGIRUN_") {
+			t.Setenv(name, "") // restored after the test
+			os.Unsetenv(name)
+		}
+	}
+}
+
+// TestDefaultConfig: the settings Run uses for a CGI request without any
+// CGIRUN_* variable are what envconfig reads from such an environment.
+func TestDefaultConfig(t *testing.T) {
+	clearSettings(t)
+	cfg, err := LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := defaultConfig(); cfg != want {
+		t.Errorf("LoadConfig() with no CGIRUN_* variable = %+v, want defaultConfig() = %+v", cfg, want)
+	}
+}
+
+func TestHasSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    bool
+	}{
+		{"none", []string{"GATEWAY_INTERFACE=CGI/1.1", "PATH=/bin", "HTTP_CGIRUN_DEBUG=1"}, false},
+		{"CGIRUN_CGI=true was read already", []string{"CGIRUN_CGI=true"}, false},
+		{"CGIRUN_CGI=1 was read already", []string{"CGIRUN_CGI=1"}, false},
+		{"another CGIRUN_CGI is envconfig's to read", []string{"CGIRUN_CGI=yes"}, true},
+		{"a setting", []string{"PATH=/bin", "CGIRUN_DEBUG=1"}, true},
+		{"an empty setting", []string{"CGIRUN_STATUS_PATH="}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hasSettings(tt.environ); got != tt.want {
+				t.Errorf("hasSettings(%q) = %v, want %v", tt.environ, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunCGI runs Run as a CGI program in this process (the standard
+// streams swapped for files), with and without CGIRUN_* settings: without
+// any, the defaults apply (the URL length bound included) and envconfig is
+// not called; with some, they apply to the CGI request too.
+func TestRunCGI(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("cgi secret")
+		}
+		io.WriteString(w, "Hello, World!\n")
+	})
+	tests := []struct {
+		name     string
+		env      map[string]string
+		uri      string
+		status   string
+		wantBody string
+	}{
+		{"defaults", nil, "/cgi-bin/app/", "200 OK", "Hello, World!\n"},
+		{"default URL bound: 414", nil, "/cgi-bin/app/?" + strings.Repeat("q", 8192), "414 Request URI Too Long", "URI Too Long"},
+		{"CGIRUN_CGI=1 is no setting", map[string]string{"CGIRUN_CGI": "1"}, "/cgi-bin/app/", "200 OK", "Hello, World!\n"},
+		{"CGIRUN_MAX_URL_LENGTH", map[string]string{"CGIRUN_MAX_URL_LENGTH": "16"}, "/cgi-bin/app/?0123456789", "414 Request URI Too Long", "URI Too Long"},
+		{"CGIRUN_PING_PATH", map[string]string{"CGIRUN_PING_PATH": "/ping"}, "/cgi-bin/app/ping", "200 OK", "pong\n"},
+		{"CGIRUN_DEBUG shows a panic", map[string]string{"CGIRUN_DEBUG": "true"}, "/cgi-bin/app/panic", "500 Internal Server Error", "cgi secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearSettings(t)
+			path, query, _ := strings.Cut(strings.TrimPrefix(tt.uri, "/cgi-bin/app"), "?")
+			env := map[string]string{"GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": "GET",
+				"SERVER_NAME": "localhost", "SERVER_PORT": "80", "SCRIPT_NAME": "/cgi-bin/app", "PATH_INFO": path,
+				"QUERY_STRING": query, "REQUEST_URI": tt.uri}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			dir := t.TempDir()
+			stdin, stdout, stderr := os.Stdin, os.Stdout, os.Stderr
+			t.Cleanup(func() { os.Stdin, os.Stdout, os.Stderr = stdin, stdout, stderr })
+			var err error
+			if os.Stdin, err = os.Open(os.DevNull); err != nil {
+				t.Fatal(err)
+			}
+			if os.Stdout, err = os.Create(filepath.Join(dir, "stdout")); err != nil {
+				t.Fatal(err)
+			}
+			if os.Stderr, err = os.Create(filepath.Join(dir, "stderr")); err != nil {
+				t.Fatal(err)
+			}
+			runErr := Run(h)
+			os.Stdin.Close()
+			os.Stdout.Close()
+			os.Stderr.Close()
+			if runErr != nil {
+				t.Fatalf("Run = %v", runErr)
+			}
+			out, err := os.ReadFile(filepath.Join(dir, "stdout"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, body, _ := strings.Cut(string(out), "\r\n\r\n")
+			if !strings.HasPrefix(head, "Status: "+tt.status+"\r\n") || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("Run wrote %q, want status %q and a body holding %q", out, tt.status, tt.wantBody)
+			}
+		})
+	}
+}
