@@ -2,6 +2,7 @@ package cgi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -11,8 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cgirun/cgirun/bridge"
 )
@@ -92,17 +96,33 @@ func BenchmarkExecutor(b *testing.B) {
 	b.Run("impl=cgirun", func(b *testing.B) {
 		e := &Executor{Roots: []string{root}, Logger: slog.New(slog.DiscardHandler)}
 		b.ReportAllocs()
+		defer reportCPU(b)()
 		for b.Loop() {
-			out := new(flushRecorder)
-			err := e.Respond(context.Background(), &bridge.Request{Env: env, Body: strings.NewReader("")}, out)
-			if err != nil || !strings.HasSuffix(out.String(), want) {
-				b.Fatalf("Respond = %v, stream %q", err, out.String())
+			if err := respondHello(e, env, want); err != nil {
+				b.Fatal(err)
 			}
 		}
+	})
+	// As the runner runs under load: -c 8, 8 requests at once, a body
+	// reader and a timeout, as the FastCGI front end gives them.
+	b.Run("impl=cgirun/parallel=8", func(b *testing.B) {
+		e := &Executor{Roots: []string{root}, MaxChildren: 8, Timeout: time.Minute, Logger: slog.New(slog.DiscardHandler)}
+		b.ReportAllocs()
+		b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+		defer reportCPU(b)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := respondHello(e, env, want); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 	b.Run("impl=net-http-cgi", func(b *testing.B) {
 		h := &stdcgi.Handler{Path: hello, Root: "/hello-c", Logger: log.New(io.Discard, "", 0)}
 		b.ReportAllocs()
+		defer reportCPU(b)()
 		for b.Loop() {
 			r := httptest.NewRequest("GET", "/hello-c", nil)
 			w := httptest.NewRecorder()
@@ -114,6 +134,7 @@ func BenchmarkExecutor(b *testing.B) {
 	})
 	b.Run("impl=os-exec", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b)()
 		for b.Loop() {
 			out, err := exec.Command(hello).Output()
 			if err != nil || !strings.HasSuffix(string(out), want) {
@@ -121,4 +142,38 @@ func BenchmarkExecutor(b *testing.B) {
 			}
 		}
 	})
+}
+
+// respondHello runs hello-c through e for one GET and checks its answer.
+func respondHello(e *Executor, env bridge.Environ, want string) error {
+	out := new(flushRecorder)
+	err := e.Respond(context.Background(), &bridge.Request{Env: env, Body: strings.NewReader("")}, out)
+	if err != nil || !strings.HasSuffix(out.String(), want) {
+		return fmt.Errorf("Respond = %v, stream %q", err, out.String())
+	}
+	return nil
+}
+
+// reportCPU starts counting this process's CPU time (user and system, its
+// threads only: the children's own time is not in it) and the times its
+// threads went to sleep (voluntary context switches: a thread blocked in a
+// system call, or parked for want of work); the function it returns
+// reports both per iteration, as cpu-ns/op and sleeps/op. CPU time is what
+// a request costs the runner when other work shares the machine.
+func reportCPU(b *testing.B) func() {
+	start := rusage(b)
+	return func() {
+		end := rusage(b)
+		cpu := end.Utime.Nano() + end.Stime.Nano() - start.Utime.Nano() - start.Stime.Nano()
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(end.Nvcsw-start.Nvcsw)/float64(b.N), "sleeps/op")
+	}
+}
+
+func rusage(b *testing.B) syscall.Rusage {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru
 }
