@@ -432,60 +432,12 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	}
 }
 
-// start starts the script with execve (no shell) in its directory and its
-// own process group, and returns it with the read end of its stdout. Its
-// stdin is copied from the request body and its stderr to the log, each by
-// a goroutine of its own, while run reads stdout: a large body and a large
-// answer cannot deadlock.
-func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
-	// Every descriptor made here is close-on-exec: the child gets only
-	// its own three, as 0, 1 and 2.
-	var stdin, stdinW *os.File
-	body := e.body(req)
-	if body == nil {
-		null, err := devNull()
-		if err != nil {
-			return nil, nil, err
-		}
-		stdin = null
-	} else {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, nil, err
-		}
-		stdin, stdinW = r, w
-	}
-	stdout, stdoutW, err := os.Pipe()
-	if err != nil {
-		closeAll(stdin, stdinW)
-		return nil, nil, err
-	}
-	stderr, stderrW, err := os.Pipe()
-	if err != nil {
-		closeAll(stdin, stdinW, stdout, stdoutW)
-		return nil, nil, err
-	}
-	proc, err := os.StartProcess(script, []string{script}, &os.ProcAttr{
-		Dir:   filepath.Dir(script),
-		Env:   e.childEnv(&req.Env),
-		Files: []*os.File{stdin, stdoutW, stderrW},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
-	})
-	// The child holds its own copies.
-	stdoutW.Close()
-	stderrW.Close()
-	if stdinW != nil {
-		stdin.Close()
-	}
-	if err != nil {
-		closeAll(stdinW, stdout, stderr)
-		return nil, nil, err
-	}
-
-	p := &child{pgid: proc.Pid, exited: make(chan struct{}), answered: make(chan struct{})}
-	if stdinW != nil {
-		go copyStdin(stdinW, body)
-	}
+// watch drains the script's stderr into the log while wait waits for the
+// script to exit, each in a goroutine of its own, and closes p.exited once
+// the script was waited for and its stderr logged. Something the script
+// started may hold stderr open after it exited: that gets the grace, then
+// stderr is closed on it.
+func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *bridge.Request, log *slog.Logger) {
 	grace := orDefault(e.KillGrace, DefaultKillGrace)
 	room := e.MaxStderrBytes
 	switch {
@@ -500,14 +452,9 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		copyStderr(stderr, &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room})
 	}()
 	go func() {
-		state, err := proc.Wait()
-		if err == nil && !state.Success() {
-			err = &exitError{state}
-		}
-		p.err = err
+		p.err = wait()
 		// What the script wrote to stderr is logged before it is said
-		// to be over, unless something it started holds stderr open:
-		// that gets the grace, then its stderr is closed on it.
+		// to be over.
 		t := time.NewTimer(grace)
 		select {
 		case <-logged:
@@ -518,16 +465,6 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		<-logged
 		close(p.exited)
 	}()
-	return p, stdout, nil
-}
-
-// copyStdin writes the request body to the script's stdin and closes it.
-// A script that exits without reading its stdin ends the copy (EPIPE).
-func copyStdin(w *os.File, body io.Reader) {
-	buf := bufPool.Get().(*[copyBufSize]byte)
-	io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, buf[:])
-	bufPool.Put(buf)
-	w.Close()
 }
 
 // copyStderr passes what the script writes to stderr to log, until the
@@ -546,18 +483,34 @@ func copyStderr(r *os.File, log *stderrLog) {
 	}
 }
 
-func closeAll(files ...*os.File) {
-	for _, f := range files {
-		if f != nil {
-			f.Close()
-		}
+// exitError is a script's exit other than status 0.
+type exitError struct{ status syscall.WaitStatus }
+
+// Error says it as os.ProcessState does: "exit status 3", "signal: killed".
+func (e *exitError) Error() string {
+	var s string
+	switch ws := e.status; {
+	case ws.Exited():
+		s = "exit status " + strconv.Itoa(ws.ExitStatus())
+	case ws.Signaled():
+		s = "signal: " + ws.Signal().String()
+	default:
+		s = fmt.Sprintf("wait status %#x", uint32(ws))
 	}
+	if e.status.CoreDump() {
+		s += " (core dumped)"
+	}
+	return s
 }
 
-// exitError is a script's exit other than status 0.
-type exitError struct{ state *os.ProcessState }
-
-func (e *exitError) Error() string { return e.state.String() }
+// waitError is the error of a script's end: nil when it exited with
+// status 0.
+func waitError(ws syscall.WaitStatus) error {
+	if ws.Exited() && ws.ExitStatus() == 0 {
+		return nil
+	}
+	return &exitError{ws}
+}
 
 // child is a running script.
 type child struct {

@@ -1,0 +1,156 @@
+package cgi
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// start starts the script with execve (no shell) in its directory and its
+// own process group, and returns it with the read end of its stdout. Its
+// stdin is copied from the request body and its stderr to the log, each by
+// a goroutine of its own, while run reads stdout: a large body and a large
+// answer cannot deadlock.
+//
+// This is os.StartProcess done with fewer system calls, which is most of
+// what a request costs the runner: the pipes are made close-on-exec by
+// pipe2, the child's ends stay plain descriptors (os.Pipe would make them
+// non-blocking and register them with the poller, then StartProcess would
+// make them blocking again), and the script is waited for with wait4 on
+// its pid, which is safe: the pid is not reused before that wait.
+func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+	// Every descriptor made here is close-on-exec: the child gets only
+	// its own three, as 0, 1 and 2.
+	var fds [3]int // the child's stdin, stdout, stderr
+	stdinW := -1
+	body := e.body(req)
+	if body == nil {
+		null, err := devNull()
+		if err != nil {
+			return nil, nil, err
+		}
+		fds[0] = int(null.Fd())
+	} else {
+		r, w, err := pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		fds[0], stdinW = r, w
+	}
+	outR, outW, err := pipe()
+	if err != nil {
+		closeFDs(stdinW, pipeEnd(fds[0], body))
+		return nil, nil, err
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		closeFDs(stdinW, pipeEnd(fds[0], body), outR, outW)
+		return nil, nil, err
+	}
+	fds[1], fds[2] = outW, errW
+	pid, _, err := syscall.StartProcess(script, []string{script}, &syscall.ProcAttr{
+		Dir:   filepath.Dir(script),
+		Env:   e.childEnv(&req.Env),
+		Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+	})
+	// The child holds its own copies.
+	closeFDs(pipeEnd(fds[0], body), outW, errW)
+	if err != nil {
+		closeFDs(stdinW, outR, errR)
+		return nil, nil, &os.PathError{Op: "fork/exec", Path: script, Err: err}
+	}
+
+	p := &child{pgid: pid, exited: make(chan struct{}), answered: make(chan struct{})}
+	if stdinW >= 0 {
+		go copyStdin(stdinW, body)
+	}
+	e.watch(p, func() error { return wait4(pid) }, pollable(errR, "|2"), req, log)
+	return p, pollable(outR, "|1"), nil
+}
+
+// pipe returns a new pipe, both ends close-on-exec and blocking.
+func pipe() (r, w int, err error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return -1, -1, os.NewSyscallError("pipe2", err)
+	}
+	return p[0], p[1], nil
+}
+
+// pipeEnd is fd when it is the child's end of a pipe of this request, and
+// -1 when it is the shared /dev/null (body is nil), which stays open.
+func pipeEnd(fd int, body io.Reader) int {
+	if body == nil {
+		return -1
+	}
+	return fd
+}
+
+func closeFDs(fds ...int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+	}
+}
+
+// pollable makes fd, the runner's end of a pipe, non-blocking and returns
+// it as an *os.File that the runtime's poller serves: a read waiting for
+// the script parks its goroutine, not a thread, and Close ends that read.
+func pollable(fd int, name string) *os.File {
+	// One fcntl, where syscall.SetNonblock makes two: the pipe has no
+	// other status flag to keep. Should it fail, the file still works,
+	// with blocking reads.
+	syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFL, syscall.O_NONBLOCK)
+	return os.NewFile(uintptr(fd), name)
+}
+
+// wait4 waits for the process pid to end.
+func wait4(pid int) error {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("wait4", err)
+		}
+		return waitError(ws)
+	}
+}
+
+// copyStdin writes the request body to fd, the script's stdin, and closes
+// it. fd joins the poller only once the body has bytes: an empty body, most
+// requests, costs no more than a close, and a script that does not read a
+// large one holds up a parked goroutine, not a thread blocked in write. A
+// script that exits without reading its stdin ends the copy (EPIPE).
+func copyStdin(fd int, body io.Reader) {
+	buf := bufPool.Get().(*[copyBufSize]byte)
+	defer bufPool.Put(buf)
+	var w *os.File
+	for {
+		n, rerr := body.Read(buf[:])
+		if n > 0 {
+			if w == nil {
+				w = pollable(fd, "|0")
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				break
+			}
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if w == nil {
+		syscall.Close(fd)
+		return
+	}
+	w.Close()
+}

@@ -1,0 +1,94 @@
+//go:build !linux
+
+package cgi
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// start starts the script with execve (no shell) in its directory and its
+// own process group, and returns it with the read end of its stdout. Its
+// stdin is copied from the request body and its stderr to the log, each by
+// a goroutine of its own, while run reads stdout: a large body and a large
+// answer cannot deadlock.
+func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+	// Every descriptor made here is close-on-exec: the child gets only
+	// its own three, as 0, 1 and 2.
+	var stdin, stdinW *os.File
+	body := e.body(req)
+	if body == nil {
+		null, err := devNull()
+		if err != nil {
+			return nil, nil, err
+		}
+		stdin = null
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		stdin, stdinW = r, w
+	}
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdin, stdinW)
+		return nil, nil, err
+	}
+	stderr, stderrW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdin, stdinW, stdout, stdoutW)
+		return nil, nil, err
+	}
+	proc, err := os.StartProcess(script, []string{script}, &os.ProcAttr{
+		Dir:   filepath.Dir(script),
+		Env:   e.childEnv(&req.Env),
+		Files: []*os.File{stdin, stdoutW, stderrW},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+	})
+	// The child holds its own copies.
+	stdoutW.Close()
+	stderrW.Close()
+	if stdinW != nil {
+		stdin.Close()
+	}
+	if err != nil {
+		closeAll(stdinW, stdout, stderr)
+		return nil, nil, err
+	}
+
+	p := &child{pgid: proc.Pid, exited: make(chan struct{}), answered: make(chan struct{})}
+	if stdinW != nil {
+		go copyStdin(stdinW, body)
+	}
+	e.watch(p, func() error {
+		state, err := proc.Wait()
+		if err != nil {
+			return err
+		}
+		return waitError(state.Sys().(syscall.WaitStatus))
+	}, stderr, req, log)
+	return p, stdout, nil
+}
+
+// copyStdin writes the request body to the script's stdin and closes it.
+// A script that exits without reading its stdin ends the copy (EPIPE).
+func copyStdin(w *os.File, body io.Reader) {
+	buf := bufPool.Get().(*[copyBufSize]byte)
+	io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{body}, buf[:])
+	bufPool.Put(buf)
+	w.Close()
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
