@@ -62,7 +62,7 @@ type conn struct {
 	// wait in it: an idle connection costs little more than its goroutine.
 	// While the reader is lent to a handler (see inStream), that handler's
 	// Read owns these, and the serve loop waits on back.
-	rr      *recordReader
+	rr      recordReader
 	started bool       // a first record arrived
 	pending *inStream  // a body stream given bytes whose reader is not woken yet
 	lentID  uint16     // the request whose stream has the reader
@@ -103,8 +103,8 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		cancel:    cancel,
 		maxReqs:   orDefault(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
 		reqs:      make(map[uint16]*request),
-		rr:        newRecordReader(rwc),
 	}
+	c.rr.init(rwc)
 	return c
 }
 
@@ -137,8 +137,9 @@ func (c *conn) serve() {
 				}
 				continue
 			}
+			// Deadlines bound waits: records already read need none.
+			c.setReadDeadline()
 		}
-		c.setReadDeadline()
 		waited := c.rr.buffered() == 0
 		h, err := c.rr.readHeader()
 		if err != nil {
@@ -150,6 +151,7 @@ func (c *conn) serve() {
 		}
 		if c.rr.buffered() < int(h.ContentLength)+int(h.PaddingLength) {
 			c.wakePending()
+			c.setReadDeadline()
 		}
 		content, err := c.rr.readContent(h)
 		if err != nil {
@@ -210,11 +212,14 @@ func (c *conn) pull(s *inStream) (bool, error) {
 	for {
 		if c.rr.buffered() < headerLen {
 			c.wakePending()
+			c.setReadDeadline()
 		}
-		c.setReadDeadline()
 		h, err := c.rr.readHeader()
 		if err != nil {
 			return true, err
+		}
+		if c.rr.buffered() < int(h.ContentLength)+int(h.PaddingLength) {
+			c.setReadDeadline()
 		}
 		content, err := c.rr.readContent(h)
 		if err != nil {
@@ -540,8 +545,10 @@ func (c *conn) params(r *request, content []byte) error {
 	}
 	r.paramsDone = true
 	r.bodyLen = -1
-	if n, err := strconv.ParseInt(r.breq.Env.Get("CONTENT_LENGTH"), 10, 64); err == nil && n >= 0 {
-		r.bodyLen = n
+	if v := r.breq.Env.Get("CONTENT_LENGTH"); v != "" { // "": an error to allocate
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			r.bodyLen = n
+		}
 	}
 	go r.run()
 	return nil

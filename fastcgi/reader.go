@@ -36,10 +36,25 @@ type recordReader struct {
 	buf    *[]byte // nil while nothing is buffered
 	rd, wr int     // the unread bytes are (*buf)[rd:wr]
 	large  bool    // the last record needed a large buffer: the next read takes one
+
+	// The raw read's callback, made once, and what it passes in and out:
+	// a closure made for every read would cost allocations.
+	rawRead func(fd uintptr) bool
+	need    int
+	m       int
+	serr    error
 }
 
 func newRecordReader(r io.Reader) *recordReader {
-	rr := &recordReader{r: r}
+	rr := new(recordReader)
+	rr.init(r)
+	return rr
+}
+
+// init makes rr read from r, as newRecordReader does, for a recordReader
+// held by value.
+func (rr *recordReader) init(r io.Reader) {
+	*rr = recordReader{r: r}
 	// Only a socket itself: the Read of a type that wraps one may do more
 	// than read the socket.
 	var sc syscall.Conn
@@ -52,9 +67,9 @@ func newRecordReader(r io.Reader) *recordReader {
 	if sc != nil {
 		if raw, err := sc.SyscallConn(); err == nil {
 			rr.raw = raw
+			rr.rawRead = rr.readFD
 		}
 	}
-	return rr
 }
 
 // buffered is the number of bytes read and not consumed yet.
@@ -145,24 +160,10 @@ func (rr *recordReader) read(n int) error {
 		}
 		return err
 	}
-	var m int
-	var serr error
-	err := rr.raw.Read(func(fd uintptr) bool {
-		rr.makeRoom(n)
-		for {
-			m, serr = syscall.Read(int(fd), (*rr.buf)[rr.wr:])
-			if serr != syscall.EINTR {
-				break
-			}
-		}
-		if serr == syscall.EAGAIN {
-			if rr.buffered() == 0 {
-				rr.release() // waiting for the poller: hold nothing
-			}
-			return false
-		}
-		return true
-	})
+	rr.need, rr.m, rr.serr = n, 0, nil
+	err := rr.raw.Read(rr.rawRead)
+	m, serr := rr.m, rr.serr
+	rr.serr = nil
 	if m > 0 {
 		rr.wr += m
 		return nil
@@ -177,6 +178,25 @@ func (rr *recordReader) read(n int) error {
 		return os.NewSyscallError("read", serr)
 	}
 	return io.EOF
+}
+
+// readFD is read's callback for the raw socket: it takes a buffer only
+// when the socket has bytes.
+func (rr *recordReader) readFD(fd uintptr) bool {
+	rr.makeRoom(rr.need)
+	for {
+		rr.m, rr.serr = syscall.Read(int(fd), (*rr.buf)[rr.wr:])
+		if rr.serr != syscall.EINTR {
+			break
+		}
+	}
+	if rr.serr == syscall.EAGAIN {
+		if rr.buffered() == 0 {
+			rr.release() // waiting for the poller: hold nothing
+		}
+		return false
+	}
+	return true
 }
 
 // makeRoom gets rr a buffer with room for n bytes from rr.rd and for at
