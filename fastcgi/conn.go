@@ -62,15 +62,16 @@ type conn struct {
 	// wait in it: an idle connection costs little more than its goroutine.
 	// While the reader is lent to a handler (see inStream), that handler's
 	// Read owns these, and the serve loop waits on back.
-	rr      recordReader
-	started bool       // a first record arrived
-	pending *inStream  // a body stream given bytes whose reader is not woken yet
-	lentID  uint16     // the request whose stream has the reader
-	lentLen int64      // its CONTENT_LENGTH, or -1
-	back    chan error // the reader comes back, with why reading must stop
+	rr          recordReader
+	pending     *inStream  // a body stream given bytes whose reader is not woken yet
+	startedSeen bool       // started is set
+	lentID      uint16     // the request whose stream has the reader
+	lentLen     int64      // its CONTENT_LENGTH, or -1
+	back        chan error // the reader comes back, with why reading must stop
 
 	// Guarded by mu.
 	mu       sync.Mutex
+	started  bool // a first record arrived
 	reqs     map[uint16]*request
 	ending   int       // requests out of reqs whose END_REQUEST is not written yet
 	draining bool      // close once the last request is done
@@ -158,11 +159,22 @@ func (c *conn) serve() {
 			c.readFailed(err)
 			return
 		}
-		c.started = true
+		c.markStarted()
 		if err := c.handle(h, content); err != nil {
 			c.log().Warn("fastcgi: closing connection: protocol error", "err", err)
 			return
 		}
+	}
+}
+
+// markStarted records that a first record arrived: the idle timeout, not
+// the header timeout, applies from then on.
+func (c *conn) markStarted() {
+	if !c.startedSeen {
+		c.startedSeen = true
+		c.mu.Lock()
+		c.started = true
+		c.mu.Unlock()
 	}
 }
 
@@ -225,7 +237,7 @@ func (c *conn) pull(s *inStream) (bool, error) {
 		if err != nil {
 			return true, err
 		}
-		c.started = true
+		c.markStarted()
 		if err := c.handle(h, content); err != nil {
 			return true, protocolError{err}
 		}
@@ -570,6 +582,9 @@ func (c *conn) refuse(r *request, status int, text string, cause error) {
 // body reads fail, the request ends now and the handler's later output is
 // dropped.
 func (c *conn) abort(r *request) {
+	if !r.claim() {
+		return
+	}
 	r.cancel(ErrAborted)
 	r.stdin.fail(ErrAborted)
 	if r.data != nil {

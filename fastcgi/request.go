@@ -33,7 +33,7 @@ type request struct {
 	wroteOutput bool // STDOUT bytes sent
 	wroteStderr bool // STDERR bytes sent
 	cut         bool // the response is incomplete
-	timedOut    bool // timeout owns the response: the handler's writes fail
+	claimed     bool // an abort or a timeout owns the response: the handler's writes fail
 }
 
 func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
@@ -126,8 +126,8 @@ func (r *request) done(returned bool, err error) {
 	}
 	overloaded := errors.Is(context.Cause(r.ctx), errOverloaded)
 	c.wmu.Lock()
-	if r.timedOut {
-		// timeout answers, or has answered, the request.
+	if r.claimed {
+		// An abort or a timeout answers, or has answered, the request.
 		c.wmu.Unlock()
 		return
 	}
@@ -161,13 +161,9 @@ func (r *request) timeout() {
 	c := r.c
 	// The response is timeout's from here: a handler woken by its
 	// cancelled context can no longer write, nor end the request.
-	c.wmu.Lock()
-	if r.ended {
-		c.wmu.Unlock()
+	if !r.claim() {
 		return
 	}
-	r.timedOut = true
-	c.wmu.Unlock()
 	c.log().Warn("fastcgi: handler timeout", "req_id", r.id, "timeout", c.srv.HandlerTimeout)
 	r.cancel(ErrHandlerTimeout)
 	r.stdin.fail(ErrHandlerTimeout)
@@ -190,6 +186,21 @@ func (r *request) timeout() {
 	})
 }
 
+// claim makes the response the caller's (abort, timeout) before the
+// handler's context is cancelled, so that a handler woken by it cannot
+// write or end the request first. It reports false when the request had
+// ended or was claimed already.
+func (r *request) claim() bool {
+	c := r.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if r.ended || r.claimed {
+		return false
+	}
+	r.claimed = true
+	return true
+}
+
 var timeoutResponse = []byte("Status: 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n")
 
 // outStream is a request's STDOUT or STDERR: it frames what the handler
@@ -205,7 +216,7 @@ func (o *outStream) Write(p []byte) (int, error) {
 	r, c := o.r, o.r.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if r.ended || r.timedOut {
+	if r.ended || r.claimed {
 		return 0, errRequestEnded
 	}
 	if c.werr != nil {
@@ -239,7 +250,7 @@ func (o *outStream) Flush() error {
 	c := o.r.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if o.r.ended || o.r.timedOut {
+	if o.r.ended || o.r.claimed {
 		return errRequestEnded
 	}
 	c.flushLocked()
