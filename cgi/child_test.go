@@ -186,3 +186,54 @@ func TestIsCGI(t *testing.T) {
 		t.Errorf("IsCGI() with GATEWAY_INTERFACE=CGI/1.1 = false")
 	}
 }
+
+// writeLog records every Write it gets.
+type writeLog struct{ writes []string }
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+// TestServeWrites: a response that fits bridge.BufferSize reaches stdout in
+// one Write, header block and body together; a longer one arrives whole,
+// in large writes.
+func TestServeWrites(t *testing.T) {
+	big := strings.Repeat("b", bridge.BufferSize+100)
+	tests := []struct {
+		name      string
+		handler   http.HandlerFunc
+		wantBody  string
+		maxWrites int
+	}{
+		{"small: one write", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "Hello, ")
+			io.WriteString(w, "World!\n")
+		}, "Hello, World!\n", 1},
+		{"past BufferSize: header block, then the body", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, big)
+		}, big, 2},
+		{"small writes after a Flush are gathered", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			for range 100 {
+				io.WriteString(w, "b")
+			}
+		}, "a" + strings.Repeat("b", 100), 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := new(writeLog)
+			c := Child{Handler: tt.handler}
+			environ := []string{"GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/1.1", "SCRIPT_NAME=/cgi-bin/app"}
+			if err := c.Serve(t.Context(), environ, strings.NewReader(""), out, io.Discard); err != nil {
+				t.Fatalf("Serve = %v", err)
+			}
+			all := strings.Join(out.writes, "")
+			_, body, _ := strings.Cut(all, "\r\n\r\n")
+			if body != tt.wantBody || len(out.writes) > tt.maxWrites {
+				t.Errorf("Serve wrote %d pieces, body of %d bytes; want at most %d, body of %d bytes", len(out.writes), len(body), tt.maxWrites, len(tt.wantBody))
+			}
+		})
+	}
+}
