@@ -89,6 +89,23 @@ func startLentBody(t *testing.T, s *Server, rc *rawConn, br *bodyReader, id uint
 	return sent
 }
 
+// wantFailed checks that the handler's last read failed with want, and
+// that its context was cancelled with want as the cause.
+func (b *bodyReader) wantFailed(t *testing.T, want error) {
+	t.Helper()
+	if err, cause := <-b.errs, <-b.errs; !errors.Is(err, want) || !errors.Is(cause, want) {
+		t.Errorf("body read error %v, context cause %v; want %v for both", err, cause, want)
+	}
+}
+
+// wantServesNext checks that the connection serves a next request, with a
+// body, as request 2.
+func wantServesNext(t *testing.T, rc *rawConn) {
+	t.Helper()
+	rc.send(requestRecords(2, true, "next", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	wantBody(t, rc.readResponses(2)[2], []byte("next"))
+}
+
 func wantBody(t *testing.T, got *response, body []byte) {
 	t.Helper()
 	want := fmt.Sprintf("read %d %x", len(body), sha256.Sum256(body))
@@ -150,11 +167,8 @@ func TestLentReaderAbort(t *testing.T) {
 	if got := rc.readResponses(1)[1]; len(got.stdout) != 0 || got.protoStatus != statusRequestComplete {
 		t.Errorf("aborted request answered %q %s, want nothing and REQUEST_COMPLETE", got.stdout, got.protoStatus)
 	}
-	if err, cause := <-br.errs, <-br.errs; !errors.Is(err, ErrAborted) || !errors.Is(cause, ErrAborted) {
-		t.Errorf("body read error %v, context cause %v; want ErrAborted for both", err, cause)
-	}
-	rc.send(requestRecords(2, true, "next", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
-	wantBody(t, rc.readResponses(2)[2], []byte("next"))
+	br.wantFailed(t, ErrAborted)
+	wantServesNext(t, rc)
 }
 
 // TestLentReaderConnectionDrop: the web server closes the connection while
@@ -165,9 +179,7 @@ func TestLentReaderConnectionDrop(t *testing.T) {
 	rc := dialRaw(t, addr)
 	startLentBody(t, s, rc, br, 1)
 	rc.c.Close()
-	if err, cause := <-br.errs, <-br.errs; err == nil || !errors.Is(cause, ErrConnClosed) {
-		t.Errorf("body read error %v, context cause %v; want an error and ErrConnClosed", err, cause)
-	}
+	br.wantFailed(t, ErrConnClosed)
 	waitIdle(t, s)
 }
 
@@ -234,11 +246,8 @@ func TestLentReaderHandlerTimeout(t *testing.T) {
 	// The handler still waits in a read of the socket: the next records
 	// reach it, and the connection's reader goes back to the serve loop.
 	rc.send(appendStream(nil, typeStdin, 1, []byte("late")))
-	if err, cause := <-br.errs, <-br.errs; !errors.Is(err, ErrHandlerTimeout) || !errors.Is(cause, ErrHandlerTimeout) {
-		t.Errorf("body read error %v, context cause %v; want ErrHandlerTimeout", err, cause)
-	}
-	rc.send(requestRecords(2, true, "next", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
-	wantBody(t, rc.readResponses(2)[2], []byte("next"))
+	br.wantFailed(t, ErrHandlerTimeout)
+	wantServesNext(t, rc)
 }
 
 // TestLentReaderProtocolError: a protocol error read by the handler that
@@ -250,9 +259,7 @@ func TestLentReaderProtocolError(t *testing.T) {
 	startLentBody(t, s, rc, br, 1)
 	rc.send(paramsRecords(1, "LATE=1"))
 	rc.expectClosed()
-	if err, cause := <-br.errs, <-br.errs; err == nil || !errors.Is(cause, ErrConnClosed) {
-		t.Errorf("body read error %v, context cause %v; want an error and ErrConnClosed", err, cause)
-	}
+	br.wantFailed(t, ErrConnClosed)
 	waitIdle(t, s)
 	if !strings.Contains(logs.String(), "protocol error") {
 		t.Errorf("log has no protocol error:\n%s", logs)
