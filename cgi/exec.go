@@ -338,6 +338,13 @@ var bufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 // copyBufSize is the size of one copy buffer: a pipe's capacity.
 const copyBufSize = 64 << 10
 
+// smallBufPool holds the buffers that read scripts' stderr, and the first
+// read of a request body: most scripts write little or nothing to stderr,
+// and each holds one for its whole run; most bodies are empty.
+var smallBufPool = sync.Pool{New: func() any { return new([smallBufSize]byte) }}
+
+const smallBufSize = 4 << 10
+
 // devNull is the stdin of scripts whose request has no body, opened once
 // and shared: a child only ever reads it.
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
@@ -454,13 +461,17 @@ func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *brid
 	go func() {
 		p.err = wait()
 		// What the script wrote to stderr is logged before it is said
-		// to be over.
-		t := time.NewTimer(grace)
+		// to be over. Most often stderr ended with it: no timer then.
 		select {
 		case <-logged:
-		case <-t.C:
+		default:
+			t := time.NewTimer(grace)
+			select {
+			case <-logged:
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		t.Stop()
 		stderr.Close()
 		<-logged
 		close(p.exited)
@@ -470,7 +481,10 @@ func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *brid
 // copyStderr passes what the script writes to stderr to log, until the
 // pipe ends or is closed.
 func copyStderr(r *os.File, log *stderrLog) {
-	var buf [4096]byte
+	// From a pool, not the stack: a 4 KiB frame would make the goroutine
+	// grow (copy) its stack once a script.
+	buf := smallBufPool.Get().(*[smallBufSize]byte)
+	defer smallBufPool.Put(buf)
 	for {
 		n, err := r.Read(buf[:])
 		if n > 0 {

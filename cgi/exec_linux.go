@@ -131,17 +131,26 @@ func wait4(pid int) error {
 // large one holds up a parked goroutine, not a thread blocked in write. A
 // script that exits without reading its stdin ends the copy (EPIPE).
 func copyStdin(fd int, body io.Reader) {
-	buf := bufPool.Get().(*[copyBufSize]byte)
-	defer bufPool.Put(buf)
+	// The first read goes to a small buffer; a pipe-sized one is taken
+	// only for a body that has bytes.
+	small := smallBufPool.Get().(*[smallBufSize]byte)
+	defer smallBufPool.Put(small)
+	var big *[copyBufSize]byte
+	buf := small[:]
 	var w *os.File
 	for {
-		n, rerr := body.Read(buf[:])
+		n, rerr := body.Read(buf)
 		if n > 0 {
 			if w == nil {
 				w = pollable(fd, "|0")
 			}
 			if _, err := w.Write(buf[:n]); err != nil {
 				break
+			}
+			if big == nil {
+				big = bufPool.Get().(*[copyBufSize]byte)
+				defer bufPool.Put(big)
+				buf = big[:]
 			}
 		}
 		if rerr != nil {
