@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -514,6 +516,82 @@ func TestExecutorLimits(t *testing.T) {
 			t.Errorf("script as uid 65534 answered %d %q", resp.Status, body)
 		}
 	})
+}
+
+// TestExecutorLeavesNoDescriptors runs scripts down every path that makes
+// pipes (an answer, a body read to its end, a script dying before its
+// header, a bad header, one that cannot be executed, one refused before
+// anything runs) and checks that the runner holds no descriptor it did not
+// hold before, and that a script gets none of the runner's own: only its
+// stdin, stdout and stderr.
+func TestExecutorLeavesNoDescriptors(t *testing.T) {
+	if _, err := os.ReadDir("/proc/self/fd"); err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	root := scripts(t)
+	// A script whose interpreter is missing passes resolve and fails in
+	// execve, after the pipes were made.
+	if err := os.WriteFile(filepath.Join(root, "badinterp.sh"), []byte("#!/nonexistent/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "fds.sh"), []byte("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nexec ls /proc/self/fd\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// One slot: once a request has it, the script before has been
+	// waited for and its descriptors closed.
+	e, _ := newExecutor(t, root, func(e *Executor) { e.MaxChildren = 1 })
+	respondScript(t, e, cgiEnv(root, "hello.sh"), nil) // opens the shared /dev/null
+	before := openFDs(t)
+	tests := []struct {
+		script string
+		body   io.Reader
+	}{
+		{"hello.sh", nil},
+		{"hello.sh", strings.NewReader("")},
+		{"cat.sh", strings.NewReader(strings.Repeat("x", 200<<10))}, // more than a pipe holds
+		{"die.sh", nil},
+		{"garbage.sh", nil},
+		{"badinterp.sh", nil},
+		{"noexec.sh", nil},
+	}
+	for _, tt := range tests {
+		respondScript(t, e, cgiEnv(root, tt.script), tt.body)
+	}
+	if !e.acquire(context.Background()) {
+		t.Fatal("no slot after the scripts ended")
+	}
+	e.release()
+	if leaked := slices.DeleteFunc(openFDs(t), func(fd string) bool { return slices.Contains(before, fd) }); len(leaked) > 0 {
+		t.Errorf("descriptors open after the scripts, not before: %v", leaked)
+	}
+
+	// The script's view: ls lists its own 0, 1, 2 and the directory it
+	// reads (3); the same ls started by os/exec sees the same.
+	_, got, err := respondScript(t, e, cgiEnv(root, "fds.sh"), strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command("ls", "/proc/self/fd").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("descriptors a script holds = %q, want %q (as under os/exec)", got, want)
+	}
+}
+
+// openFDs lists this process's open descriptors.
+func openFDs(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := make([]string, 0, len(ents))
+	for _, ent := range ents {
+		fds = append(fds, ent.Name())
+	}
+	return fds
 }
 
 // TestNoZombies runs last in this file's order of declaration: every child
