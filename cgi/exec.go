@@ -592,6 +592,12 @@ func (e *Executor) body(req *bridge.Request) io.Reader {
 	if req.Body == nil {
 		return nil
 	}
+	// A body known to be empty (a FastCGI request whose web server sent
+	// the end of STDIN with its header block, as nginx does for a GET)
+	// needs no pipe.
+	if b, ok := req.Body.(interface{ Empty() bool }); ok && b.Empty() {
+		return nil
+	}
 	if e.MaxBodyBytes > 0 {
 		return io.LimitReader(req.Body, e.MaxBodyBytes)
 	}

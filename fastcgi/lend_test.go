@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgirun/cgirun/bridge"
 )
 
 // bodyReader is a handler that reads its body a chunk at a time, telling
@@ -308,5 +311,70 @@ func TestLentReaderContentLength(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the connection closed 10 s ago and the handler's context is not cancelled: nobody reads the connection")
+	}
+}
+
+// TestBodyKnownEmpty: a request whose empty STDIN comes with its header
+// block, as nginx sends a GET, starts its handler with the body known to
+// be empty; a body with bytes, or whose end comes later, is not.
+func TestBodyKnownEmpty(t *testing.T) {
+	empty := make(chan bool, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := bridge.RequestOf(r).Body.(interface{ Empty() bool })
+		empty <- ok && b.Empty()
+		io.Copy(io.Discard, r.Body)
+	})
+	_, addr, _ := startServer(t, h, nil)
+	rc := dialRaw(t, addr)
+	get := []string{"REQUEST_METHOD=GET", "REQUEST_URI=/"}
+	rc.send(requestRecords(1, true, "", get...))
+	if !<-empty {
+		t.Errorf("a GET sent whole: body not known empty")
+	}
+	rc.readResponses(1)
+	rc.send(requestRecords(2, true, "x", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+	if <-empty {
+		t.Errorf("a POST with a body: body known empty")
+	}
+	rc.readResponses(2)
+	b := beginRecord(3, roleResponder, true)
+	rc.send(append(b, paramsRecords(3, get...)...))
+	if <-empty {
+		t.Errorf("a GET whose STDIN has not ended: body known empty")
+	}
+	rc.send(appendStream(nil, typeStdin, 3, nil))
+	rc.readResponses(3)
+}
+
+// TestParamsTakesTheEmptyStdin: the serve loop, at the end of a request's
+// FCGI_PARAMS, takes the empty STDIN that follows in its buffer before it
+// starts the handler, whatever the handler's goroutine does meanwhile.
+func TestParamsTakesTheEmptyStdin(t *testing.T) {
+	s := &Server{Handler: helloHandler()}
+	srv, web := net.Pipe()
+	defer srv.Close()
+	go io.Copy(io.Discard, web)
+	c := newConn(s, srv, context.Background(), s.responder())
+	c.rr.init(bytes.NewReader(requestRecords(1, true, "", getHello...)))
+	var r *request
+	for r == nil || !r.paramsDone {
+		h, content, err := c.rr.next()
+		if err != nil {
+			t.Fatalf("reading the request: %v", err)
+		}
+		if err := c.handle(h, content); err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		if q := c.reqs[1]; q != nil {
+			r = q
+		}
+		c.mu.Unlock()
+	}
+	if !r.stdin.Empty() {
+		t.Errorf("the handler started before its body was known empty")
+	}
+	if _, _, err := c.rr.next(); err != io.EOF {
+		t.Errorf("after FCGI_PARAMS: %v, want the empty STDIN taken", err)
 	}
 }

@@ -107,6 +107,19 @@ func (rr *recordReader) readHeader() (header, error) {
 	return parseHeader(rr.hdr[:])
 }
 
+// peekHeader returns the next record's header without consuming it, when
+// the whole record is buffered already.
+func (rr *recordReader) peekHeader() (header, bool) {
+	if rr.buffered() < headerLen {
+		return header{}, false
+	}
+	h, err := parseHeader((*rr.buf)[rr.rd : rr.rd+headerLen])
+	if err != nil {
+		return header{}, false
+	}
+	return h, rr.buffered() >= headerLen+int(h.ContentLength)+int(h.PaddingLength)
+}
+
 // readContent is next's second half: it reads the content and padding that
 // h announces. The content is valid until the next read.
 func (rr *recordReader) readContent(h header) ([]byte, error) {

@@ -723,6 +723,7 @@ func TestReliabilityClientAbortsRunner(t *testing.T) {
 	root := filepath.Join(dir, "root")
 	mkdirs(t, root)
 	writeFile(t, filepath.Join(root, "drip.sh"), relDripScript, 0o755)
+	writeFile(t, filepath.Join(root, "warm.sh"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nwarm\\n'\n", 0o755)
 	sock, output := filepath.Join(dir, "cgirun.sock"), filepath.Join(dir, "cgirun.log")
 	_, runner := relStartRunner(t, root, sock, output)
 	pid := runner.cmd.Process.Pid
@@ -737,9 +738,19 @@ func TestReliabilityClientAbortsRunner(t *testing.T) {
     fastcgi_param RELIABILITY_DONE %s;
     fastcgi_pass unix:%s;
 }
-`, nginxFastCGIParams, root, markValue, done, sock)})
+location = /warm.sh {
+    include %s;
+    fastcgi_param SCRIPT_FILENAME %s/warm.sh;
+    fastcgi_pass unix:%s;
+}
+`, nginxFastCGIParams, root, markValue, done, sock, nginxFastCGIParams, root, sock)})
 	logs := func() string { return srv.ErrorLog() + "\n--- cgirun ---\n" + readFile(output) }
 
+	// One request first: the runner opens the /dev/null it shares between
+	// the scripts of bodiless requests once, at the first of them.
+	if resp, body := get(t, srv.URL("/warm.sh"), nil); resp.StatusCode != 200 || string(body) != "warm\n" {
+		t.Fatalf("warm-up request: %d %q\n%s", resp.StatusCode, body, logs())
+	}
 	fdsBefore, _ := openFDs(pid)
 	// How many of the script's processes run at once, sampled while the
 	// load runs: that there were some to kill.
