@@ -274,6 +274,11 @@ func TestOversizeInput(t *testing.T) {
 			if !strings.Contains(logs.String(), tt.log) {
 				t.Errorf("server log lacks %q:\n%s", tt.log, logs)
 			}
+			failed := 0
+			if t.Failed() {
+				failed = 1
+			}
+			reliabilityRow(t, "FastCGI oversize: "+tt.name, "-", failed, after>>10, "-", "-")
 		})
 	}
 }

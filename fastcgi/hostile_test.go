@@ -107,6 +107,15 @@ func waitForConns(t *testing.T, s *Server, conns int, base goleak.Option) {
 	t.Errorf("goroutines did not return to their baseline (%d open conns, want %d): %v", s.Stats().OpenConns, conns, err)
 }
 
+// reliabilityRow prints a row of the summary of integration/reliability.sh:
+// the scenario, requests sent ("-" for a scenario that is no count of
+// requests), failed, peak RSS in KiB (0: not measured), leaked goroutines
+// and descriptors ("-": not measured).
+func reliabilityRow(t *testing.T, scenario, sent string, failed int, peakKB int64, goroutines, fds string) {
+	t.Helper()
+	t.Logf("RELIABILITY\t%s\t%s\t%d\t%d\t%s\t%s", scenario, sent, failed, peakKB, goroutines, fds)
+}
+
 // hostileMux is the handler the hostile tests serve: a small page for
 // the well-behaved client, a body reader, and a response that never ends.
 func hostileMux() http.Handler {
@@ -409,6 +418,12 @@ func TestSlowloris(t *testing.T) {
 			waitForBaseline(t, s, base)
 			st := s.Stats()
 			t.Logf("%s: server stats after the attack: %+v", network, st)
+			leaked := "0"
+			if t.Failed() {
+				leaked = "see the test's log"
+			}
+			reliabilityRow(t, fmt.Sprintf("FastCGI slowloris over %s: clients served beside %d slow connections", network, attackers),
+				strconv.Itoa(ok+failed), failed, 0, leaked, "-")
 		})
 	}
 }
