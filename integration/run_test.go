@@ -104,7 +104,14 @@ func runStartHTTP(t *testing.T, name, bin string, extra ...string) (*process, st
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		env := runEnv(append([]string{"CGIRUN_HTTP=" + addr}, extra...)...)
 		p := startProcess(t, name, []string{bin}, env, output, false)
-		lastErr = p.waitReady(dialTCP(addr))
+		// Ready once it says it serves on addr, not merely once addr
+		// answers: another test's server may have taken the port.
+		lastErr = p.waitReady(func() error {
+			if !strings.Contains(p.Output(), "on="+addr) {
+				return fmt.Errorf("%s does not say it serves on %s yet", name, addr)
+			}
+			return dialTCP(addr)()
+		})
 		if lastErr == nil {
 			return p, addr
 		}
