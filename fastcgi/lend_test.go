@@ -58,6 +58,19 @@ func (b *bodyReader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "read %d %x", total, h.Sum(nil))
 }
 
+// waitRead waits until the handler has read n more bytes.
+func (b *bodyReader) waitRead(t *testing.T, n int) {
+	t.Helper()
+	for got := 0; got < n; {
+		select {
+		case m := <-b.got:
+			got += m
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the handler read %d of %d bytes in 10 s", got, n)
+		}
+	}
+}
+
 // waitLends waits until the server has lent a connection's reader n times
 // in all.
 func waitLends(t *testing.T, s *Server, n uint64) {
@@ -85,8 +98,7 @@ func startLentBody(t *testing.T, s *Server, rc *rawConn, br *bodyReader, id uint
 		chunk := bytes.Repeat([]byte{byte('a' + i)}, 1000)
 		rc.send(appendStream(nil, typeStdin, id, chunk))
 		sent = append(sent, chunk...)
-		for n := 0; n < len(chunk); n += <-br.got {
-		}
+		br.waitRead(t, len(chunk))
 	}
 	waitLends(t, s, lends+1)
 	return sent
@@ -376,5 +388,30 @@ func TestParamsTakesTheEmptyStdin(t *testing.T) {
 	}
 	if _, _, err := c.rr.next(); err != io.EOF {
 		t.Errorf("after FCGI_PARAMS: %v, want the empty STDIN taken", err)
+	}
+}
+
+// TestLentReaderSmallInputBuffer: with an InputBuffer smaller than a
+// record, the reader is never lent (a handler pulling a record it has no
+// room for would wait for itself); the body still arrives whole.
+func TestLentReaderSmallInputBuffer(t *testing.T) {
+	br := newBodyReader()
+	s, addr, _ := startServer(t, br, func(s *Server) { s.InputBuffer = 1024 })
+	rc := dialRaw(t, addr)
+	b := beginRecord(1, roleResponder, true)
+	rc.send(append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH=")...))
+	var body []byte
+	for i := range 4 {
+		chunk := bytes.Repeat([]byte{byte('a' + i)}, 8000)
+		body = append(body, chunk...)
+		rc.send(appendStream(nil, typeStdin, 1, chunk))
+		// The handler waits for the next chunk each time, as it
+		// would when the reader can be lent.
+		br.waitRead(t, len(chunk))
+	}
+	rc.send(appendStream(nil, typeStdin, 1, nil))
+	wantBody(t, rc.readResponses(1)[1], body)
+	if n := s.stats.lends.Load(); n != 0 {
+		t.Errorf("the reader was lent %d times with a 1 KiB InputBuffer", n)
 	}
 }

@@ -163,7 +163,7 @@ func (rr *recordReader) read(n int) error {
 		m, err := rr.r.Read((*rr.buf)[rr.wr:])
 		rr.wr += m
 		if rr.buffered() == 0 {
-			rr.release()
+			rr.drop()
 		}
 		if m > 0 {
 			return nil
@@ -182,7 +182,7 @@ func (rr *recordReader) read(n int) error {
 		return nil
 	}
 	if rr.buffered() == 0 {
-		rr.release()
+		rr.drop()
 	}
 	switch {
 	case err != nil: // a deadline, or the connection closed
@@ -205,7 +205,7 @@ func (rr *recordReader) readFD(fd uintptr) bool {
 	}
 	if rr.serr == syscall.EAGAIN {
 		if rr.buffered() == 0 {
-			rr.release() // waiting for the poller: hold nothing
+			rr.drop() // waiting for the poller: hold nothing
 		}
 		return false
 	}
@@ -241,16 +241,8 @@ func (rr *recordReader) makeRoom(n int) {
 	rr.rd = 0
 }
 
-// release gives the buffer back when nothing in it is unread.
-func (rr *recordReader) release() {
-	if rr.buf != nil && rr.buffered() == 0 {
-		rr.putBuf()
-		rr.buf = nil
-		rr.rd, rr.wr = 0, 0
-	}
-}
-
-// drop gives the buffer back whatever it holds: the reader is done.
+// drop gives the buffer back: called when nothing in it is unread, or
+// when the reader is done.
 func (rr *recordReader) drop() {
 	if rr.buf != nil {
 		rr.putBuf()
