@@ -149,7 +149,11 @@ func (e *Environ) List() []string {
 	return list
 }
 
-// Clone returns a copy of e that shares no storage with it.
+// Clone returns a copy of e that shares no storage with it. A nil e gives
+// an empty Environ, as it reads as one everywhere else.
 func (e *Environ) Clone() Environ {
+	if e == nil {
+		return Environ{}
+	}
 	return Environ{kv: append([]string(nil), e.kv...)}
 }

@@ -98,4 +98,13 @@ func TestNilEnvironReadsEmpty(t *testing.T) {
 	for name := range e.All() {
 		t.Errorf("nil Environ yielded %q", name)
 	}
+	// Clone of a nil Environ is an empty one, not a panic.
+	c := e.Clone()
+	if c.Len() != 0 {
+		t.Errorf("nil Environ: Clone().Len() = %d, want 0", c.Len())
+	}
+	c.Set("A", "1")
+	if c.Get("A") != "1" {
+		t.Errorf("Clone of a nil Environ: Get after Set = %q, want 1", c.Get("A"))
+	}
 }

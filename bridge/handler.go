@@ -103,19 +103,40 @@ func (hr *HandlerResponder) fail(w *responseWriter, r *http.Request, log *slog.L
 }
 
 // WriteError writes a complete plain-text error response with status to out:
-// the status text, then detail when it is not empty. It is the answer to a
-// request that failed before its header block was sent.
+// the status text, then detail when it is not empty (see AppendError). It is
+// the answer to a request that failed before its header block was sent.
 func WriteError(out Output, status int, detail string) error {
-	body := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
-	if detail != "" {
-		body += "\n" + detail + "\n"
-	}
-	_, err := fmt.Fprintf(out, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n\r\n%s",
-		status, http.StatusText(status), len(body), body)
-	if err != nil {
+	if _, err := out.Write(AppendError(nil, status, detail)); err != nil {
 		return errors.Join(ErrCutShort, err)
 	}
 	return nil
+}
+
+// AppendError appends to dst the CGI response stream of a plain-text error:
+// a Status line, Content-Type text/plain, X-Content-Type-Options nosniff and
+// Content-Length, then a body of the status code and text, and detail after
+// an empty line when it is not empty. Every error response of the module
+// (a refused request, a timeout, a failed handler or script) is built by it.
+func AppendError(dst []byte, status int, detail string) []byte {
+	text := http.StatusText(status)
+	n := len(strconv.Itoa(status)) + 1 + len(text) + 1
+	if detail != "" {
+		n += 1 + len(detail) + 1
+	}
+	dst = appendStatus(dst, status, "")
+	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(n), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, text...)
+	dst = append(dst, '\n')
+	if detail != "" {
+		dst = append(dst, '\n')
+		dst = append(dst, detail...)
+		dst = append(dst, '\n')
+	}
+	return dst
 }
 
 // cutShort tells out, when it can hear it, that its response is incomplete,

@@ -97,3 +97,69 @@ func TestReadResponseErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestResponseAppendHeader(t *testing.T) {
+	tests := []struct {
+		name string
+		resp Response
+		want string
+	}{
+		{
+			name: "status, reason and sorted fields",
+			resp: Response{Status: 404, Reason: "Nowhere", Header: http.Header{"X-B": {"2"}, "Content-Type": {"text/plain"}, "X-A": {"1", "one"}}},
+			want: "Status: 404 Nowhere\r\nContent-Type: text/plain\r\nX-A: 1\r\nX-A: one\r\nX-B: 2\r\n\r\n",
+		},
+		{
+			name: "the code's text when no reason",
+			resp: Response{Status: 201, Header: http.Header{"Location": {"http://x/y"}}},
+			want: "Status: 201 Created\r\nLocation: http://x/y\r\n\r\n",
+		},
+		{
+			name: "a code with no text",
+			resp: Response{Status: 599, Header: http.Header{}},
+			want: "Status: 599 status code 599\r\n\r\n",
+		},
+		{
+			name: "a local redirect keeps no Status",
+			resp: Response{LocalRedirect: true, Header: http.Header{"Location": {"/other"}}},
+			want: "Location: /other\r\n\r\n",
+		},
+		{
+			name: "injected lines and a second Status are left out",
+			resp: Response{Status: 200, Header: http.Header{"X-Ok": {"a\r\nSet-Cookie: evil", "fine"}, "Bad Name": {"v"}, "Status": {"500"}, "Content-Type": {"text/html"}}},
+			want: "Status: 200 OK\r\nContent-Type: text/html\r\nX-Ok: fine\r\n\r\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(tt.resp.AppendHeader([]byte("x"))); got != "x"+tt.want {
+				t.Errorf("AppendHeader = %q, want %q", got, "x"+tt.want)
+			}
+		})
+	}
+}
+
+// TestResponseAppendHeaderRoundTrip: what ReadResponse parses, AppendHeader
+// writes back in a form ReadResponse parses to the same response.
+func TestResponseAppendHeaderRoundTrip(t *testing.T) {
+	for _, in := range []string{
+		"Content-Type: text/html\nX-Multi: 1\nX-Multi: 2\n\nbody",
+		"Status: 418 I'm a teapot\r\nContent-Type: text/plain\r\n\r\n",
+		"Location: /local?q=1\n\n",
+		"Location: http://example.com/\n\n",
+		"Status: 204\nX-Raw: \xff\xfe\n\n",
+	} {
+		first, err := ReadResponse(bufio.NewReader(strings.NewReader(in)), 0)
+		if err != nil {
+			t.Fatalf("ReadResponse(%q): %v", in, err)
+		}
+		out := first.AppendHeader(nil)
+		second, err := ReadResponse(bufio.NewReader(strings.NewReader(string(out))), 0)
+		if err != nil {
+			t.Fatalf("ReadResponse(AppendHeader(%q) = %q): %v", in, out, err)
+		}
+		if first.Status != second.Status || first.LocalRedirect != second.LocalRedirect || !reflect.DeepEqual(first.Header, second.Header) {
+			t.Errorf("round trip of %q: %+v, then %+v", in, first, second)
+		}
+	}
+}

@@ -51,7 +51,11 @@ func (r Role) String() string {
 type Request struct {
 	// Env holds the meta-variables as received.
 	Env Environ
-	// Body is the request body (CGI stdin, FastCGI STDIN). Nil means empty.
+	// Body is the request body (CGI stdin, FastCGI STDIN). Nil means the
+	// body is known to be empty: a front end that knows it (a FastCGI
+	// request whose end of STDIN came with its header block, as nginx
+	// sends a GET) leaves Body nil, and a back end need not read it (the
+	// runner gives such a script /dev/null, no pipe).
 	Body io.Reader
 	// Role is the FastCGI role; CGI requests are RoleResponder.
 	Role Role

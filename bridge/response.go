@@ -140,31 +140,15 @@ func (w *responseWriter) buildHead() {
 	b.keys = keys
 
 	h := slices.Grow(b.head[:0], size)
-	h = append(h, "Status: "...)
-	h = strconv.AppendInt(h, int64(w.status), 10)
-	h = append(h, ' ')
-	if text := http.StatusText(w.status); text != "" {
-		h = append(h, text...)
-	} else {
-		h = append(h, "status code "...)
-		h = strconv.AppendInt(h, int64(w.status), 10)
-	}
-	h = append(h, "\r\n"...)
-
+	h = appendStatus(h, w.status, "")
 	for _, k := range keys {
+		// An explicitly emptied field (e.g. Content-Type set to nil to
+		// suppress sniffing) sends nothing, but counts as set.
 		values := w.header[k]
-		switch {
-		case len(values) == 0:
-			// An explicitly emptied field (e.g. Content-Type set to nil to
-			// suppress sniffing) sends nothing.
-		case !isToken(k):
-			w.log.Warn("bridge: refused response header with an invalid name", "header", k)
-			continue
-		case strings.EqualFold(k, "Status"):
-			w.log.Warn("bridge: refused a Status response header; use WriteHeader")
-			continue
-		case strings.HasPrefix(k, http.TrailerPrefix):
-			// Trailers cannot travel in a CGI response.
+		if why := refuseField(k); why != "" && len(values) > 0 {
+			if why != errTrailer {
+				w.log.Warn("bridge: "+why, "header", k)
+			}
 			continue
 		}
 		switch http.CanonicalHeaderKey(k) {
@@ -174,10 +158,11 @@ func (w *responseWriter) buildHead() {
 			w.hasEncoding = true
 		case "Content-Length":
 			w.hasLength = true
-			if len(values) > 0 {
-				if n, err := strconv.ParseUint(values[0], 10, 63); err == nil {
-					w.declared = int64(n)
-				}
+			if len(values) == 0 {
+				break
+			}
+			if n, err := strconv.ParseUint(values[0], 10, 63); err == nil {
+				w.declared = int64(n)
 			}
 		}
 		for _, v := range values {
@@ -185,13 +170,82 @@ func (w *responseWriter) buildHead() {
 				w.log.Warn("bridge: refused response header with CR, LF or NUL in its value", "header", k)
 				continue
 			}
-			h = append(h, k...)
-			h = append(h, ": "...)
-			h = append(h, v...)
-			h = append(h, "\r\n"...)
+			h = appendField(h, k, v)
 		}
 	}
 	b.head = h
+}
+
+// appendStatus appends a CGI Status line: the code and reason, or the
+// code's text when reason is empty, or "status code N" for a code without
+// one, as net/http writes it.
+func appendStatus(dst []byte, status int, reason string) []byte {
+	dst = append(dst, "Status: "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	switch {
+	case reason != "":
+		dst = append(dst, reason...)
+	case http.StatusText(status) != "":
+		dst = append(dst, http.StatusText(status)...)
+	default:
+		dst = append(dst, "status code "...)
+		dst = strconv.AppendInt(dst, int64(status), 10)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// refuseField says why a response header field named k may not be sent
+// ("" when it may): a name that is not a token could inject a line, Status
+// is the status line's, and trailers cannot travel in a CGI response.
+func refuseField(k string) string {
+	switch {
+	case !isToken(k):
+		return "refused response header with an invalid name"
+	case strings.EqualFold(k, "Status"):
+		return "refused a Status response header; use WriteHeader"
+	case strings.HasPrefix(k, http.TrailerPrefix):
+		return errTrailer
+	}
+	return ""
+}
+
+// errTrailer is refuseField's answer for a trailer, dropped without a log
+// line.
+const errTrailer = "trailer"
+
+func appendField(dst []byte, k, v string) []byte {
+	dst = append(dst, k...)
+	dst = append(dst, ": "...)
+	dst = append(dst, v...)
+	return append(dst, "\r\n"...)
+}
+
+// AppendHeader appends resp's header block to dst: the Status line (none
+// for a local redirect, which the front end follows), the fields in
+// sorted order, and the empty line. Fields that could not be sent safely (a
+// name that is not a token, a value with CR, LF or NUL, Status itself) are
+// left out; ReadResponse never returns such fields.
+func (resp *Response) AppendHeader(dst []byte) []byte {
+	if !resp.LocalRedirect {
+		dst = appendStatus(dst, resp.Status, resp.Reason)
+	}
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if refuseField(k) != "" {
+			continue
+		}
+		for _, v := range resp.Header[k] {
+			if validValue(v) {
+				dst = appendField(dst, k, v)
+			}
+		}
+	}
+	return append(dst, "\r\n"...)
 }
 
 func validValue(v string) bool {

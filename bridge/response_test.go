@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -431,5 +432,39 @@ func TestOutputErrorsReachTheHandler(t *testing.T) {
 	}
 	if out.writes != 1 {
 		t.Errorf("writes to a broken output = %d, want 1 (errors are sticky)", out.writes)
+	}
+}
+
+func TestAppendError(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		detail string
+		want   string
+	}{
+		{"plain", 503, "", "Status: 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n"},
+		{"with detail", 400, "no REQUEST_METHOD", "Status: 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 35\r\n\r\n400 Bad Request\n\nno REQUEST_METHOD\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(AppendError([]byte("x"), tt.status, tt.detail))
+			if got != "x"+tt.want {
+				t.Errorf("AppendError(%d, %q) = %q, want %q", tt.status, tt.detail, got, "x"+tt.want)
+			}
+			var out recorder
+			if err := WriteError(&out, tt.status, tt.detail); err != nil || out.String() != tt.want {
+				t.Errorf("WriteError(%d, %q) = %q, %v; want %q, nil", tt.status, tt.detail, out.String(), err, tt.want)
+			}
+			// The Content-Length is the body's.
+			br := bufio.NewReader(strings.NewReader(got[1:]))
+			resp, err := ReadResponse(br, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(br)
+			if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+				t.Errorf("Content-Length = %s, want the body's length %d", cl, len(body))
+			}
+		})
 	}
 }
