@@ -3,7 +3,6 @@ package cgirun
 import (
 	"net"
 	"sync"
-	"sync/atomic"
 )
 
 // limitListener holds connections past a bound in the kernel's backlog: it
@@ -52,9 +51,3 @@ func (c *limitConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
-
-// atomicCounter counts accepted connections.
-type atomicCounter struct{ n atomic.Uint64 }
-
-func (c *atomicCounter) add()         { c.n.Add(1) }
-func (c *atomicCounter) load() uint64 { return c.n.Load() }

@@ -10,24 +10,57 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cgirun/cgirun/internal/serve"
 )
 
 // monitor wraps the handler with what Config asks of every request: the
 // URL length bound, the status and ping pages (php-fpm's pm.status_path and
-// ping.path), the access log and the slow-request log. Its counters are
+// ping.path), the access log and the slow-request log. The counts on the
+// status page are the server's own (fastcgi.Server's Stats, or a
+// requestCounter); the monitor counts only slow requests. Its counters are
 // atomics: the hot path takes no lock.
 type monitor struct {
-	// Immutable.
+	// Immutable once serving.
 	cfg     Config
 	log     *slog.Logger
 	next    http.Handler
 	started time.Time
-	conns   func() uint64 // accepted connections, from the server
+	counts  func() counts // the server's; nil reads as none
 
+	slow atomic.Uint64
+}
+
+// counts are a server's counters, as the status page reports them.
+type counts struct {
+	Accepted  uint64 // connections accepted
+	Requests  uint64 // requests started, the status page's own included
+	Active    int64  // requests being answered, the status page's own included
+	MaxActive int64  // the most requests answered at once
+}
+
+// requestCounter counts the requests of a server that does not count them
+// itself (HTTP, CGI), as fastcgi.Server does: at the outermost handler.
+type requestCounter struct {
+	accepted  atomic.Uint64
 	requests  atomic.Uint64
 	active    atomic.Int64
 	maxActive atomic.Int64
-	slow      atomic.Uint64
+}
+
+func (c *requestCounter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.requests.Add(1)
+		n := c.active.Add(1)
+		for max := c.maxActive.Load(); n > max && !c.maxActive.CompareAndSwap(max, n); max = c.maxActive.Load() {
+		}
+		defer c.active.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *requestCounter) counts() counts {
+	return counts{Accepted: c.accepted.Load(), Requests: c.requests.Load(), Active: c.active.Load(), MaxActive: c.maxActive.Load()}
 }
 
 func newMonitor(cfg Config, log *slog.Logger, next http.Handler) *monitor {
@@ -45,19 +78,23 @@ type status struct {
 	SlowRequests      uint64  `json:"slow_requests"`
 }
 
+// status is the status page's report, which leaves out the request that
+// asks for it (php-fpm's counts it): a page read on an idle server says
+// that nothing is active.
 func (m *monitor) status(mode string) status {
-	st := status{
+	var c counts
+	if m.counts != nil {
+		c = m.counts()
+	}
+	return status{
 		Mode:              mode,
 		UptimeSeconds:     time.Since(m.started).Seconds(),
-		Requests:          m.requests.Load(),
-		ActiveRequests:    m.active.Load(),
-		MaxActiveRequests: m.maxActive.Load(),
+		AcceptedConns:     c.Accepted,
+		Requests:          c.Requests - min(c.Requests, 1),
+		ActiveRequests:    c.Active - min(c.Active, 1),
+		MaxActiveRequests: c.MaxActive,
 		SlowRequests:      m.slow.Load(),
 	}
-	if m.conns != nil {
-		st.AcceptedConns = m.conns()
-	}
-	return st
 }
 
 // handler returns the wrapped handler for a server in mode.
@@ -83,37 +120,28 @@ func (m *monitor) handler(mode string) http.Handler {
 }
 
 func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
-	m.requests.Add(1)
-	n := m.active.Add(1)
-	for max := m.maxActive.Load(); n > max && !m.maxActive.CompareAndSwap(max, n); max = m.maxActive.Load() {
+	if !m.cfg.AccessLog && m.cfg.SlowlogTimeout <= 0 {
+		m.next.ServeHTTP(w, r)
+		return
 	}
-	logging := m.cfg.AccessLog || m.cfg.SlowlogTimeout > 0
-	var rec *recorder
+	rec := serve.NewStatusRecorder(w)
 	start := time.Now()
-	if logging {
-		rec = &recorder{ResponseWriter: w, status: http.StatusOK}
-		w = rec
-	}
 	defer func() {
-		m.active.Add(-1)
-		if !logging {
-			return
-		}
 		d := time.Since(start)
 		if m.cfg.SlowlogTimeout > 0 && d >= m.cfg.SlowlogTimeout {
 			m.slow.Add(1)
-			m.log.Warn("cgirun: slow request", "method", r.Method, "uri", r.RequestURI, "status", rec.status, "duration", d, "remote", r.RemoteAddr)
+			m.log.Warn("cgirun: slow request", "method", r.Method, "uri", r.RequestURI, "status", rec.Status, "duration", d, "remote", r.RemoteAddr)
 		}
 		if m.cfg.AccessLog {
 			m.access(r, rec, d)
 		}
 	}()
-	m.next.ServeHTTP(w, r)
+	m.next.ServeHTTP(rec, r)
 }
 
 // access writes one access log line: as slog attributes, or as Apache's
 // combined format when AccessLogFormat is "combined".
-func (m *monitor) access(r *http.Request, rec *recorder, d time.Duration) {
+func (m *monitor) access(r *http.Request, rec *serve.StatusRecorder, d time.Duration) {
 	client := clientIP(r.RemoteAddr)
 	xff := r.Header.Get("X-Forwarded-For")
 	if m.cfg.LogXForwardedFor && xff != "" {
@@ -121,11 +149,11 @@ func (m *monitor) access(r *http.Request, rec *recorder, d time.Duration) {
 	}
 	if m.cfg.AccessLogFormat == "combined" {
 		m.log.Info(fmt.Sprintf("%s - - [%s] %q %d %d %q %q", client, time.Now().Format("02/Jan/2006:15:04:05 -0700"),
-			r.Method+" "+r.RequestURI+" "+r.Proto, rec.status, rec.bytes, r.Referer(), r.UserAgent()))
+			r.Method+" "+r.RequestURI+" "+r.Proto, rec.Status, rec.Bytes, r.Referer(), r.UserAgent()))
 		return
 	}
 	m.log.Info("access", "client", client, "method", r.Method, "uri", r.RequestURI, "proto", r.Proto,
-		"status", rec.status, "bytes", rec.bytes, "duration", d, "user_agent", r.UserAgent())
+		"status", rec.Status, "bytes", rec.Bytes, "duration", d, "user_agent", r.UserAgent())
 }
 
 func clientIP(remote string) string {
@@ -147,32 +175,3 @@ func (m *monitor) serveStatus(w http.ResponseWriter, r *http.Request, mode strin
 	fmt.Fprintf(w, "mode:                %s\nuptime seconds:      %s\naccepted conns:      %d\nrequests:            %d\nactive requests:     %d\nmax active requests: %d\nslow requests:       %d\n",
 		st.Mode, strconv.FormatFloat(st.UptimeSeconds, 'f', 0, 64), st.AcceptedConns, st.Requests, st.ActiveRequests, st.MaxActiveRequests, st.SlowRequests)
 }
-
-// recorder notes the status and size of a response for the logs. It keeps
-// Flush working and lets http.ResponseController reach the writer below.
-type recorder struct {
-	http.ResponseWriter
-	status      int
-	bytes       int64
-	wroteHeader bool
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader && code >= 200 {
-		r.status, r.wroteHeader = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	r.wroteHeader = true
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *recorder) Flush() {
-	http.NewResponseController(r.ResponseWriter).Flush()
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

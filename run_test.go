@@ -26,6 +26,7 @@ import (
 	"github.com/yookoala/gofast"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/serve"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -126,21 +127,33 @@ func TestMonitor(t *testing.T) {
 	}
 }
 
-// startServer starts a Server for cfg in the background and stops it at the
-// end of the test.
+// startServer starts a Server for cfg in the background and shuts it down
+// at the end of the test.
 func startServer(t *testing.T, cfg Config, h http.Handler, opts Options) *Server {
 	t.Helper()
 	s := NewServer(cfg, h, opts)
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	served := serveInBackground(t, s)
 	t.Cleanup(func() {
-		s.Stop(context.Background())
-		if err := s.Wait(); err != nil {
-			t.Errorf("Wait = %v", err)
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+		if err := <-served; err != ErrServerClosed {
+			t.Errorf("Serve = %v, want ErrServerClosed", err)
 		}
 	})
 	return s
+}
+
+// serveInBackground listens, then serves s in a goroutine whose result
+// arrives on the channel returned.
+func serveInBackground(t *testing.T, s *Server) <-chan error {
+	t.Helper()
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	return served
 }
 
 func testConfig(t *testing.T, env map[string]string) Config {
@@ -155,7 +168,7 @@ func testConfig(t *testing.T, env map[string]string) Config {
 	return cfg
 }
 
-// TestServerHTTPStopFinishesInFlight: Stop waits for a request in flight,
+// TestServerHTTPStopFinishesInFlight: Shutdown waits for a request in flight,
 // which completes; the server stops accepting at once.
 func TestServerHTTPStopFinishesInFlight(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
@@ -168,9 +181,7 @@ func TestServerHTTPStopFinishesInFlight(t *testing.T) {
 	})
 	cfg := testConfig(t, map[string]string{"CGIRUN_HTTP": "127.0.0.1:0", "CGIRUN_STATUS_PATH": "/status"})
 	s := NewServer(cfg, h, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	served := serveInBackground(t, s)
 	if s.Mode() != ModeHTTP {
 		t.Fatalf("Mode = %s, want http", s.Mode())
 	}
@@ -197,19 +208,19 @@ func TestServerHTTPStopFinishesInFlight(t *testing.T) {
 		t.Errorf("status during a request = %s", b)
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- s.Stop(context.Background()) }()
+	go func() { stopped <- s.Shutdown(context.Background()) }()
 	close(release)
 	if body := <-got; body != "done /slow" {
 		t.Errorf("in-flight request got %q", body)
 	}
 	if err := <-stopped; err != nil {
-		t.Errorf("Stop = %v", err)
+		t.Errorf("Shutdown = %v", err)
 	}
-	if err := s.Wait(); err != nil {
-		t.Errorf("Wait = %v", err)
+	if err := <-served; err != ErrServerClosed {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
 	if _, err := http.Get(base + "/"); err == nil {
-		t.Errorf("a request after Stop succeeded")
+		t.Errorf("a request after Shutdown succeeded")
 	}
 }
 
@@ -486,7 +497,7 @@ func TestOptionsBaseContextAndJSONLogs(t *testing.T) {
 		t.Errorf("context value = %q, want %q", body, "from main")
 	}
 	var logs strings.Builder
-	newLogger(Config{LogFormat: "json"}, &logs).Info("hello", "k", 1)
+	serve.NewLogger("json", &logs).Info("hello", "k", 1)
 	if !strings.HasPrefix(logs.String(), `{"time":`) || !strings.Contains(logs.String(), `"k":1`) {
 		t.Errorf("json log line = %q", logs.String())
 	}

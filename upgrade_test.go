@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/yookoala/gofast"
+
+	"github.com/cgirun/cgirun/upgrade"
 )
 
 // The test binary is its own new process for Upgrade (os.Executable, with
@@ -48,7 +50,7 @@ func TestMain(m *testing.M) {
 // ("serve"), exits 3 at once ("fail"), or waits for SIGTERM without ever
 // saying it is ready ("hang").
 func upgradeChild(mode, dir string) int {
-	report := inheritedFDs() + fmt.Sprintf("%s=%s\n%s=%s\n", EnvInheritFDs, os.Getenv(EnvInheritFDs), EnvReadyFD, os.Getenv(EnvReadyFD))
+	report := inheritedFDs() + fmt.Sprintf("%s=%s\n%s=%s\n", upgrade.EnvInheritFDs, os.Getenv(upgrade.EnvInheritFDs), upgrade.EnvReadyFD, os.Getenv(upgrade.EnvReadyFD))
 	if err := os.WriteFile(filepath.Join(dir, "fds"), []byte(report), 0o644); err != nil {
 		return 2
 	}
@@ -211,7 +213,7 @@ func TestUpgradePassesExactlyTheListeners(t *testing.T) {
 	inherited := inheritedFDs()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	pid, err := Upgrade(ctx, []net.Listener{lu, lt})
+	pid, err := upgrade.Start(ctx, []net.Listener{lu, lt}, 0)
 	if err != nil {
 		t.Fatalf("Upgrade: %v", err)
 	}
@@ -233,7 +235,7 @@ func TestUpgradePassesExactlyTheListeners(t *testing.T) {
 		}
 	}
 	slices.SortFunc(want, func(a, b string) int { return fdOf(a) - fdOf(b) })
-	want = append(want, EnvInheritFDs+"=3,4", EnvReadyFD+"=5")
+	want = append(want, upgrade.EnvInheritFDs+"=3,4", upgrade.EnvReadyFD+"=5")
 	if got := strings.Split(strings.TrimSuffix(string(report), "\n"), "\n"); !slices.Equal(got, want) {
 		t.Errorf("the new process inherited:\n%s\nwant:\n%s", report, strings.Join(want, "\n"))
 	}
@@ -269,16 +271,18 @@ func TestUpgradePassesExactlyTheListeners(t *testing.T) {
 // whose file is still there.
 func TestUpgradeFailureKeepsServing(t *testing.T) {
 	tests := []struct {
-		mode    string
-		timeout time.Duration // of Upgrade's context
-		want    string        // in the error
+		mode           string
+		timeout        time.Duration // of the context given to upgrade.Start
+		upgradeTimeout time.Duration // upgrade.Start's own bound (CGIRUN_UPGRADE_TIMEOUT)
+		want           string        // in the error
 	}{
 		{mode: "fail", timeout: 20 * time.Second, want: "exit status 3"},
 		{mode: "hang", timeout: 300 * time.Millisecond, want: "did not serve within"},
+		{mode: "hang", timeout: 20 * time.Second, upgradeTimeout: 300 * time.Millisecond, want: "did not serve within"},
 		{mode: "bad variable", timeout: 20 * time.Second, want: "exit status 1"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s, upgrade timeout %v", tt.mode, tt.upgradeTimeout), func(t *testing.T) {
 			dir := upgradeSetenv(t, tt.mode)
 			if tt.mode == "bad variable" {
 				// A new process that finds something else than a listener
@@ -303,7 +307,7 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
 			defer cancel()
-			pid, err := Upgrade(ctx, lns)
+			pid, err := upgrade.Start(ctx, lns, tt.upgradeTimeout)
 			if err == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 				t.Fatalf("Upgrade = pid %d, want an error", pid)
@@ -365,48 +369,5 @@ func TestServerUpgradeOnlyFastCGI(t *testing.T) {
 	s := startServer(t, cfg, http.NotFoundHandler(), Options{Logger: slog.New(slog.DiscardHandler)})
 	if _, err := s.Upgrade(t.Context()); err == nil || !strings.Contains(err.Error(), "only in FastCGI mode") {
 		t.Errorf("Upgrade in HTTP mode = %v, want an error", err)
-	}
-}
-
-func TestInheritRejects(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	pipeFD := strconv.Itoa(int(r.Fd()))
-	tests := []struct {
-		name string
-		env  map[string]string
-		want string
-	}{
-		{"not a number", map[string]string{EnvInheritFDs: "3,x"}, EnvInheritFDs},
-		{"standard stream", map[string]string{EnvInheritFDs: "0"}, EnvInheritFDs},
-		{"twice", map[string]string{EnvInheritFDs: "7,7"}, EnvInheritFDs},
-		{"not a listener", map[string]string{EnvInheritFDs: pipeFD}, "not a listening socket"},
-		{"ready fd not a pipe", map[string]string{EnvReadyFD: "1"}, EnvReadyFD},
-		{"ready fd among the listeners", map[string]string{EnvInheritFDs: pipeFD, EnvReadyFD: pipeFD}, EnvReadyFD},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			lns, _, err := Inherit("")
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Inherit with %v = %v, %v; want an error naming %s", tt.env, lns, err, tt.want)
-			}
-			for k := range tt.env {
-				if v, ok := os.LookupEnv(k); ok {
-					t.Errorf("%s=%s still set after Inherit", k, v)
-				}
-			}
-		})
-	}
-	// Not started by an upgrade: nothing, and a ready that does nothing.
-	lns, ready, err := Inherit("")
-	if len(lns) != 0 || err != nil || ready() != nil {
-		t.Errorf("Inherit without the variables = %v, %v", lns, err)
 	}
 }

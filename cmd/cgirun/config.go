@@ -309,13 +309,6 @@ func checkLogFormat(f string) error {
 	return nil
 }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
-
 // absDir returns dir as an absolute path and checks that it is a
 // directory.
 func absDir(what, dir string) (string, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,8 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cgirun/cgirun"
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/serve"
+	"github.com/cgirun/cgirun/upgrade"
 )
 
 // fcgiConfig is the configuration of "cgirun fcgi".
@@ -26,6 +26,7 @@ type fcgiConfig struct {
 	StderrToWebServer bool          `split_words:"true" desc:"-f: copy what scripts write to stderr to the web server's error log"`
 	SocketMode        string        `split_words:"true" default:"0660" desc:"--socket-mode: the mode of the unix socket -s creates (octal)"`
 	ShutdownGrace     time.Duration `split_words:"true" default:"30s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
+	UpgradeTimeout    time.Duration `split_words:"true" default:"30s" desc:"--upgrade-timeout: on SIGHUP, how long the new runner may take to serve before it is given up"`
 	LogFormat         string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
 	ScriptConfig
 }
@@ -45,8 +46,9 @@ Scripts get the request's CGI variables, never HTTP_PROXY, plus only the
 fcgiwrap's flags work as they are: -s ADDR, -c N, -f, -p PATH. Unlike
 fcgiwrap, -c is the most scripts running at once (a request past it waits up
 to 10 seconds for a slot, then gets 503), not a number of preforked
-processes. Without -s, cgirun serves the listening socket on fd 0
-(spawn-fcgi, mod_fcgid), else the sockets systemd passed (LISTEN_FDS).
+processes. The sockets cgirun was handed come first: the listening socket on
+fd 0 (spawn-fcgi, mod_fcgid), else those systemd passed (LISTEN_FDS); -s
+creates one only when there is none (it is logged as ignored otherwise).
 
 On SIGTERM or SIGINT it stops accepting, lets requests in flight finish
 within --shutdown-grace, and exits 0.
@@ -56,8 +58,8 @@ cgirun binary now at its path, with the same arguments and environment,
 hands it the listening sockets (CGIRUN_INHERIT_FDS), and once the new
 process serves them, stops accepting, finishes its requests in flight and
 exits 0. A socket file of -s stays: it is the new process's. If the new
-process fails to start or to serve within 30 s, it is stopped, the reason
-is logged, and this one goes on serving.
+process fails to start or to serve within --upgrade-timeout, it is
+stopped, the reason is logged, and this one goes on serving.
 `
 
 func (c *cli) fcgi(ctx context.Context, args []string) error {
@@ -70,6 +72,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.StderrToWebServer, "f", cfg.StderrToWebServer, "copy scripts' stderr to the web server's error log (it always goes to cgirun's log)")
 	fs.StringVar(&cfg.SocketMode, "socket-mode", cfg.SocketMode, "create the unix socket of -s with `MODE` (octal)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
+	fs.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", cfg.UpgradeTimeout, "on SIGHUP, give the new runner up to `DURATION` to serve")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
 	cfg.ScriptConfig.flags(fs)
 	pos, err := parse(fs, args, c.stdout, func(w io.Writer) { writeHelp(w, fcgiHelp, fs, &fcgiConfig{}) })
@@ -87,7 +90,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 		return err
 	}
 
-	log := newLogger(cfg.LogFormat, c.stderr)
+	log := serve.NewLogger(cfg.LogFormat, c.stderr)
 	exec, err := cfg.executor(cfg.Root, log)
 	if err != nil {
 		return err
@@ -103,18 +106,21 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	lns, ready, where, err := c.fcgiListeners(cfg.Fastcgi, mode)
-	if err != nil {
-		return err
+	set, err := serve.Listen(cfg.Fastcgi, mode, c.stdin, log)
+	switch {
+	case err != nil:
+		return fmt.Errorf("-s: %w", err)
+	case len(set.Listeners) == 0:
+		return usagef("no socket: give -s or start with a socket on fd 0")
 	}
 	if os.Geteuid() == 0 && exec.Credential == nil {
 		log.Warn("cgirun: scripts run as root; give --user to run them as someone else")
 	}
 	srv := &fastcgi.Server{Responder: exec, Logger: log}
-	log.Info("cgirun: serving FastCGI", "on", where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
-	return serveUpgradable(ctx, log, cfg.ShutdownGrace, len(lns),
-		func(i int) error { return srv.Serve(lns[i]) }, srv.Shutdown, srv.Close,
-		upgrading{ready: ready, hup: hup, upgrade: func(ctx context.Context) (int, error) { return cgirun.Upgrade(ctx, lns) }})
+	log.Info("cgirun: serving FastCGI", "on", set.Where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
+	loop := &serve.Loop{Server: srv, Listeners: set.Listeners, Log: log, Grace: cfg.ShutdownGrace, Ready: set.Ready, Hup: hup,
+		Upgrade: func(ctx context.Context) (int, error) { return upgrade.Start(ctx, set.Listeners, cfg.UpgradeTimeout) }}
+	return loop.Run(ctx)
 }
 
 // validate checks cfg, fills in what has a derived default, and returns
@@ -129,6 +135,9 @@ func (cfg *fcgiConfig) validate() (os.FileMode, error) {
 	}
 	if cfg.ShutdownGrace < 0 {
 		return 0, usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
+	}
+	if cfg.UpgradeTimeout < 0 {
+		return 0, usagef("--upgrade-timeout (CGIRUN_UPGRADE_TIMEOUT) = %v: want 0 or more", cfg.UpgradeTimeout)
 	}
 	if cfg.Fastcgi != "" {
 		addr, _, _, err := fastcgiAddr(cfg.Fastcgi)
@@ -156,40 +165,4 @@ func (cfg *fcgiConfig) validate() (os.FileMode, error) {
 		return 0, err
 	}
 	return os.FileMode(m), nil
-}
-
-// fcgiListeners returns the sockets to serve: those the runner this one
-// replaces passed on (an upgrade), else the -s address, else the listening
-// socket on fd 0, else systemd's; and ready, which tells the runner this
-// one replaces, if any, that this one serves.
-func (c *cli) fcgiListeners(addr string, mode os.FileMode) ([]net.Listener, func() error, string, error) {
-	ls, ready, err := cgirun.Inherit(addr)
-	switch {
-	case err != nil:
-		return nil, nil, "", err
-	case len(ls) > 0:
-		return ls, ready, fmt.Sprintf("sockets inherited from pid %d", os.Getppid()), nil
-	}
-	if addr != "" {
-		l, err := fastcgi.Listen(addr, mode)
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("-s %s: %w", addr, err)
-		}
-		return []net.Listener{l}, ready, addr, nil
-	}
-	if _, ok := socketOnStdin(c.stdin); ok {
-		l, err := stdinListener(c.stdin)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		return []net.Listener{l}, ready, "fd 0 (" + l.Addr().String() + ")", nil
-	}
-	ls, err = fastcgi.SystemdListeners()
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if len(ls) > 0 {
-		return ls, ready, "systemd sockets", nil
-	}
-	return nil, nil, "", usagef("no socket: give -s or start with a socket on fd 0")
 }

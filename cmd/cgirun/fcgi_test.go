@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cgirun/cgirun/internal/serve"
 )
 
 // envScript is a CGI script that prints some of its variables ("unset"
@@ -147,7 +149,7 @@ func TestFCGIOnStdinSocket(t *testing.T) {
 		t.Errorf("run() on a stdin socket after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
 	}
 	// stdin itself was left alone: it is still a listening socket.
-	if _, ok := socketOnStdin(f); !ok {
-		t.Errorf("socketOnStdin(stdin) after the run = false, want the socket still open")
+	if !serve.StdinIsListening(f) {
+		t.Errorf("StdinIsListening(stdin) after the run = false, want the socket still open")
 	}
 }

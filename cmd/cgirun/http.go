@@ -18,6 +18,7 @@ import (
 
 	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/cgi"
+	"github.com/cgirun/cgirun/internal/serve"
 )
 
 // httpConfig is the configuration of "cgirun http".
@@ -76,7 +77,7 @@ func (c *cli) http(ctx context.Context, args []string) error {
 		return err
 	}
 
-	log := newLogger(cfg.LogFormat, c.stderr)
+	log := serve.NewLogger(cfg.LogFormat, c.stderr)
 	exec, err := cfg.executor([]string{root}, log)
 	if err != nil {
 		return err
@@ -95,8 +96,8 @@ func (c *cli) http(ctx context.Context, args []string) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "root", root)
-	return serveUntil(ctx, log, cfg.ShutdownGrace, 1,
-		func(int) error { return srv.Serve(l) }, srv.Shutdown, srv.Close)
+	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
+	return loop.Run(ctx)
 }
 
 func (cfg *httpConfig) validate() error {

@@ -14,6 +14,7 @@ import (
 	"github.com/yookoala/gofast"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/serve"
 )
 
 // proxyConfig is the configuration of "cgirun proxy".
@@ -90,7 +91,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 		return usagef("--root (CGIRUN_ROOT) %q: %v", cfg.Root, err)
 	}
 
-	log := newLogger(cfg.LogFormat, c.stderr)
+	log := serve.NewLogger(cfg.LogFormat, c.stderr)
 	l, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return err
@@ -101,8 +102,8 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
-	return serveUntil(ctx, log, cfg.ShutdownGrace, 1,
-		func(int) error { return srv.Serve(l) }, srv.Shutdown, srv.Close)
+	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
+	return loop.Run(ctx)
 }
 
 // newProxy returns the handler that passes requests to the FastCGI server

@@ -5,19 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
-	"github.com/cgirun/cgirun"
-	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/serve"
+	"github.com/cgirun/cgirun/upgrade"
 )
 
 // cli is one invocation: its streams and its environment.
@@ -63,7 +58,7 @@ variables. Exit status: 0 done, 1 failed, 2 a usage error.
 // down gracefully.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
-	_, onSocket := socketOnStdin(stdin)
+	onSocket := serve.StdinIsListening(stdin)
 	if getenv("GATEWAY_INTERFACE") != "" && !onSocket {
 		// Started as a CGI program: a web server puts a query without '='
 		// in argv, so any client would choose the command and its flags.
@@ -78,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case name == "":
 		// An upgrade passes the sockets on in CGIRUN_INHERIT_FDS, and
 		// stdin is no longer the socket.
-		if !onSocket && getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) && getenv(cgirun.EnvInheritFDs) == "" {
+		if !onSocket && getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) && getenv(upgrade.EnvInheritFDs) == "" {
 			topUsage(stderr)
 			return exitUsage
 		}
@@ -142,120 +137,4 @@ func (c *cli) version(_ context.Context, args []string) error {
 	}
 	_, err = fmt.Fprintf(c.stdout, "cgirun %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return err
-}
-
-// socketOnStdin reports whether stdin is a listening socket, as spawn-fcgi
-// and mod_fcgid start a FastCGI application, and returns its descriptor.
-// It reads the descriptor without File.Fd, which would put it in blocking
-// mode.
-func socketOnStdin(stdin io.Reader) (int, bool) {
-	f, ok := stdin.(*os.File)
-	if !ok || f == nil {
-		return -1, false
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, false
-	}
-	fd, listening := -1, false
-	rc.Control(func(u uintptr) {
-		fd, listening = int(u), fastcgi.IsListeningSocket(int(u))
-	})
-	return fd, listening
-}
-
-// stdinListener returns a listener on the listening socket that stdin is.
-// It works on a close-on-exec duplicate, so that stdin itself stays open
-// and untouched.
-func stdinListener(stdin io.Reader) (net.Listener, error) {
-	f := stdin.(*os.File)
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var dup uintptr
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		dup, _, errno = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if errno != 0 {
-		return nil, fmt.Errorf("duplicating fd 0: %w", errno)
-	}
-	return fastcgi.InheritedListener(int(dup))
-}
-
-// serveUntil runs serve(i) for each of n listeners until ctx ends or one
-// of them fails; then it shuts the server down, giving the requests in
-// flight grace to finish before close cuts them. It returns the first
-// failure, or nil after a shutdown asked for by ctx.
-func serveUntil(ctx context.Context, log *slog.Logger, grace time.Duration, n int,
-	serve func(i int) error, shutdown func(context.Context) error, close func() error) error {
-	return serveUpgradable(ctx, log, grace, n, serve, shutdown, close, upgrading{})
-}
-
-// upgrading is how a server hands its sockets to a new process (see
-// cgirun.Upgrade); the zero value never does.
-type upgrading struct {
-	// ready, called once the server serves, tells the process this one
-	// replaces, if any.
-	ready func() error
-	// hup asks for an upgrade (SIGHUP).
-	hup <-chan os.Signal
-	// upgrade starts the new process and returns its pid once it serves.
-	upgrade func(context.Context) (int, error)
-}
-
-// serveUpgradable is serveUntil for a server that up can upgrade: once a
-// new process serves the sockets, this one shuts down as when ctx ends,
-// and the result is nil. A failed upgrade is logged, and serving goes on.
-func serveUpgradable(ctx context.Context, log *slog.Logger, grace time.Duration, n int,
-	serve func(i int) error, shutdown func(context.Context) error, close func() error, up upgrading) error {
-	errc := make(chan error, n)
-	for i := range n {
-		go func() { errc <- serve(i) }()
-	}
-	if up.ready != nil {
-		if err := up.ready(); err != nil {
-			log.Warn("cgirun: upgrade: the old process was not told", "err", err)
-		}
-	}
-	var first error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("cgirun: shutting down", "grace", grace)
-			break wait
-		case <-up.hup:
-			if up.upgrade == nil {
-				continue
-			}
-			log.Info("cgirun: SIGHUP: starting a new process on the same sockets")
-			pid, err := up.upgrade(ctx)
-			if err != nil {
-				log.Error("cgirun: upgrade failed; still serving", "err", err)
-				continue
-			}
-			log.Info("cgirun: upgraded: the new process serves; shutting down", "pid", pid, "grace", grace)
-			break wait
-		case first = <-errc:
-			n--
-			log.Error("cgirun: serving failed; shutting down", "err", first)
-			break wait
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := shutdown(sctx); err != nil {
-		log.Warn("cgirun: grace period over; closing the remaining connections", "err", err)
-		close()
-	}
-	for range n {
-		if err := <-errc; first == nil && !errors.Is(err, fastcgi.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) {
-			first = err
-		}
-	}
-	return first
 }

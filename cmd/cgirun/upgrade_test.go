@@ -1,22 +1,17 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cgirun/cgirun"
-	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/upgrade"
 )
 
 // dupFD returns a duplicate of the descriptor of c (a listener or a
@@ -53,8 +48,8 @@ func TestFCGIServesInheritedSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	t.Setenv(cgirun.EnvInheritFDs, strconv.Itoa(dupFD(t, l.(*net.UnixListener))))
-	t.Setenv(cgirun.EnvReadyFD, strconv.Itoa(dupFD(t, w)))
+	t.Setenv(upgrade.EnvInheritFDs, strconv.Itoa(dupFD(t, l.(*net.UnixListener))))
+	t.Setenv(upgrade.EnvReadyFD, strconv.Itoa(dupFD(t, w)))
 	w.Close() // the runner holds the only write end now
 	t.Setenv("CGIRUN_ROOT", root)
 
@@ -64,7 +59,7 @@ func TestFCGIServesInheritedSockets(t *testing.T) {
 	if ready, err := io.ReadAll(r); string(ready) != "1" || err != nil {
 		t.Errorf("CGIRUN_READY_FD got %q, %v; want the ready byte, then its end", ready, err)
 	}
-	for _, name := range []string{cgirun.EnvInheritFDs, cgirun.EnvReadyFD} {
+	for _, name := range []string{upgrade.EnvInheritFDs, upgrade.EnvReadyFD} {
 		if v, ok := os.LookupEnv(name); ok {
 			t.Errorf("%s=%s still set: CGI scripts would see it", name, v)
 		}
@@ -75,81 +70,5 @@ func TestFCGIServesInheritedSockets(t *testing.T) {
 	}
 	if code := run.stop(); code != exitOK {
 		t.Errorf("run() after SIGTERM = %d, want 0; stderr:\n%s", code, run.logs)
-	}
-}
-
-// TestServeUpgradable: on SIGHUP the server upgrades; once the new
-// process serves it shuts down and returns nil, and when the upgrade
-// fails it logs why and serves on.
-func TestServeUpgradable(t *testing.T) {
-	tests := []struct {
-		name    string
-		upgrade error // what the upgrade returns
-		wantLog string
-	}{
-		{name: "new process serves", wantLog: `msg="cgirun: upgraded: the new process serves; shutting down" pid=4242`},
-		{name: "new process fails", upgrade: errors.New("cgirun: upgrade: new process exited"), wantLog: `upgrade failed; still serving`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			logs := newLogBuffer()
-			log := slog.New(slog.NewTextHandler(logs, nil))
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			stopped := make(chan struct{})
-			var stopOnce sync.Once
-			shutdown := func(context.Context) error {
-				stopOnce.Do(func() { close(stopped) })
-				return nil
-			}
-			serve := func(int) error {
-				<-stopped
-				return fastcgi.ErrServerClosed
-			}
-			hup := make(chan os.Signal, 1)
-			readies, upgrades := 0, make(chan struct{}, 1)
-			up := upgrading{
-				ready: func() error { readies++; return nil },
-				hup:   hup,
-				upgrade: func(context.Context) (int, error) {
-					upgrades <- struct{}{}
-					if tt.upgrade != nil {
-						return 0, tt.upgrade
-					}
-					return 4242, nil
-				},
-			}
-			done := make(chan error, 1)
-			go func() {
-				done <- serveUpgradable(ctx, log, time.Second, 2, serve, shutdown, func() error { return nil }, up)
-			}()
-			hup <- syscall.SIGHUP
-			<-upgrades
-			if tt.upgrade != nil {
-				// Still serving: only the end of ctx stops it.
-				select {
-				case <-stopped:
-					t.Fatalf("shut down after a failed upgrade; log:\n%s", logs)
-				case err := <-done:
-					t.Fatalf("returned %v after a failed upgrade; log:\n%s", err, logs)
-				default:
-				}
-				cancel()
-			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serveUpgradable = %v, want nil", err)
-				}
-			case <-time.After(waitLimit):
-				t.Fatalf("serveUpgradable still running %v later; log:\n%s", waitLimit, logs)
-			}
-			if readies != 1 {
-				t.Errorf("ready called %d times, want once", readies)
-			}
-			if !strings.Contains(logs.String(), tt.wantLog) {
-				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs)
-			}
-		})
 	}
 }

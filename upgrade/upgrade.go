@@ -1,4 +1,18 @@
-package cgirun
+// Package upgrade hands a server's listening sockets to a new copy of the
+// program without refusing a connection, as nginx's binary upgrade and
+// cloudflare/tableflip do: Start runs the new process with the sockets,
+// and Inherit, in the new process, takes them and tells the old one when it
+// serves. cgirun.Run and "cgirun fcgi" upgrade this way on SIGHUP.
+//
+// The hand-over is two environment variables (EnvInheritFDs, EnvReadyFD),
+// read only with their CGIRUN_ prefix and unset once read. systemd's
+// LISTEN_FDS cannot serve: its LISTEN_PID must be the new process's pid,
+// which the old one cannot know before exec.
+//
+// Not supported: passing anything but listening sockets (open connections
+// stay with the old process, which finishes them), and platforms without
+// fcntl's F_DUPFD_CLOEXEC.
+package upgrade
 
 import (
 	"context"
@@ -16,13 +30,11 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/defaults"
+	"github.com/cgirun/cgirun/internal/proc"
 )
 
-// The environment of a process started by Upgrade. systemd's LISTEN_FDS
-// cannot serve: its LISTEN_PID must be the new process's pid, which the
-// old one cannot know before exec (cloudflare/tableflip and nginx's binary
-// upgrade use variables of their own for the same reason). Both are read
-// only with the CGIRUN_ prefix, and unset once read.
+// The environment of a process started by Start.
 const (
 	// EnvInheritFDs names the inherited listening sockets, as descriptor
 	// numbers: "3,4".
@@ -32,9 +44,9 @@ const (
 	EnvReadyFD = "CGIRUN_READY_FD"
 )
 
-// DefaultUpgradeTimeout bounds the wait for a new process to serve, when
-// the context given to Upgrade has no earlier deadline.
-const DefaultUpgradeTimeout = 30 * time.Second
+// DefaultTimeout bounds the wait for a new process to serve when Start is
+// given no timeout.
+const DefaultTimeout = 30 * time.Second
 
 // upgradeStopGrace is how long a new process that failed to become ready
 // has between SIGTERM and SIGKILL.
@@ -43,30 +55,29 @@ const upgradeStopGrace = 5 * time.Second
 // readyByte is what a new process writes to the pipe of EnvReadyFD.
 const readyByte = '1'
 
-// Upgrade starts a new copy of the program's binary to replace it, as
-// nginx's binary upgrade and cloudflare/tableflip do: os.Executable() (the
-// file now at the path the program was started from, such as a newly
-// installed version) with the same arguments and environment, stdout and
-// stderr (stdin is /dev/null), and passes it the listening sockets lns (see
-// EnvInheritFDs) as descriptors 3, 4, ..., and the pipe of EnvReadyFD after
-// them; descriptors that the program itself inherited without close-on-exec
-// pass on as with any exec. It returns the new process's pid once that
-// process serves them (Server.Start, or the ready function of Inherit, says
+// Start starts a new copy of the program's binary to replace it:
+// os.Executable() (the file now at the path the program was started from,
+// such as a newly installed version) with the same arguments and
+// environment, stdout and stderr (stdin is /dev/null), and passes it the
+// listening sockets lns (see EnvInheritFDs) as descriptors 3, 4, ..., and
+// the pipe of EnvReadyFD after them; descriptors that the program itself
+// inherited without close-on-exec pass on as with any exec. It returns the
+// new process's pid once that process serves them (Inherit's ready says
 // so); the caller then stops accepting, lets its requests in flight finish
-// (Server.Stop) and exits, while connections waiting in the sockets' backlog
-// go to the new process. A unix socket's file is left in place when lns
-// close: it is the new process's.
+// and exits, while connections waiting in the sockets' backlog go to the
+// new process. A unix socket's file is left in place when lns close: it is
+// the new process's.
 //
-// If the new process exits, or does not serve within DefaultUpgradeTimeout
-// or before ctx ends, Upgrade stops it (SIGTERM, SIGKILL after 5 s) and
-// returns why: the caller keeps serving.
-func Upgrade(ctx context.Context, lns []net.Listener) (pid int, err error) {
+// If the new process exits, or does not serve within timeout (0 means
+// DefaultTimeout) or before ctx ends, Start stops it (SIGTERM, SIGKILL
+// after 5 s) and returns why: the caller keeps serving.
+func Start(ctx context.Context, lns []net.Listener, timeout time.Duration) (pid int, err error) {
 	if len(lns) == 0 {
-		return 0, errors.New("cgirun: upgrade: no listening socket to pass on")
+		return 0, errors.New("upgrade: no listening socket to pass on")
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, fmt.Errorf("cgirun: upgrade: finding the program's binary: %w", err)
+		return 0, fmt.Errorf("upgrade: finding the program's binary: %w", err)
 	}
 	files := make([]*os.File, 0, len(lns)+1)
 	defer func() {
@@ -78,14 +89,14 @@ func Upgrade(ctx context.Context, lns []net.Listener) (pid int, err error) {
 	for i, l := range lns {
 		f, err := listenerFile(l)
 		if err != nil {
-			return 0, fmt.Errorf("cgirun: upgrade: %w", err)
+			return 0, fmt.Errorf("upgrade: %w", err)
 		}
 		files = append(files, f)
 		fds[i] = strconv.Itoa(3 + i) // ExtraFiles start at fd 3
 	}
 	ready, w, err := os.Pipe()
 	if err != nil {
-		return 0, fmt.Errorf("cgirun: upgrade: %w", err)
+		return 0, fmt.Errorf("upgrade: %w", err)
 	}
 	defer ready.Close()
 	files = append(files, w)
@@ -101,7 +112,7 @@ func Upgrade(ctx context.Context, lns []net.Listener) (pid int, err error) {
 		ExtraFiles: files,
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("cgirun: upgrade: starting %s: %w", exe, err)
+		return 0, fmt.Errorf("upgrade: starting %s: %w", exe, err)
 	}
 	// Only the new process holds the write end now: its exit ends the
 	// read below.
@@ -117,7 +128,7 @@ func Upgrade(ctx context.Context, lns []net.Listener) (pid int, err error) {
 	}()
 
 	pid = cmd.Process.Pid
-	err = waitReady(ctx, ready)
+	err = waitReady(ctx, ready, defaults.Or(timeout, DefaultTimeout))
 	if err == nil {
 		for _, l := range lns {
 			if ul, ok := l.(*net.UnixListener); ok {
@@ -139,13 +150,13 @@ func Upgrade(ctx context.Context, lns []net.Listener) (pid int, err error) {
 		}
 		t.Stop()
 	}
-	return 0, fmt.Errorf("cgirun: upgrade: new process %s (pid %d) %w; it ended with %v", exe, pid, err, exitReason(waitErr))
+	return 0, fmt.Errorf("upgrade: new process %s (pid %d) %w; it ended with %v", exe, pid, err, proc.ExitReason(waitErr))
 }
 
-// waitReady reads the new process's ready byte, up to
-// DefaultUpgradeTimeout or ctx's end.
-func waitReady(ctx context.Context, r *os.File) error {
-	ctx, cancel := context.WithTimeout(ctx, DefaultUpgradeTimeout)
+// waitReady reads the new process's ready byte, up to timeout or ctx's
+// end.
+func waitReady(ctx context.Context, r *os.File, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if d, ok := ctx.Deadline(); ok {
 		r.SetReadDeadline(d)
@@ -173,13 +184,6 @@ func waitReady(ctx context.Context, r *os.File) error {
 	return fmt.Errorf("reading %s: %w", EnvReadyFD, err)
 }
 
-func exitReason(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
-}
-
 // upgradeEnv returns env for a new process: the variables of an earlier
 // upgrade and of systemd's socket activation replaced by the new
 // process's.
@@ -200,25 +204,15 @@ func listenerFile(l net.Listener) (*os.File, error) {
 	if !ok {
 		return nil, fmt.Errorf("listener %s (%T) has no descriptor to pass on", l.Addr(), l)
 	}
-	rc, err := sc.SyscallConn()
+	fd, err := proc.DupCloseOnExec(sc)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Addr(), err)
 	}
-	var dup uintptr
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		dup, _, errno = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, fmt.Errorf("listener %s: %w", l.Addr(), err)
-	}
-	if errno != 0 {
-		return nil, fmt.Errorf("listener %s: duplicating its descriptor: %w", l.Addr(), errno)
-	}
-	return os.NewFile(dup, "listener "+l.Addr().String()), nil
+	return os.NewFile(uintptr(fd), "listener "+l.Addr().String()), nil
 }
 
 // Inherit returns the listening sockets that the process this one
-// replaces passed on (see Upgrade), and ready, which tells that process
+// replaces passed on (see Start), and ready, which tells that process
 // that this one serves them; started any other way, it returns no
 // listeners and a ready that does nothing. Calls of ready after the first
 // do nothing. addr is where the program
@@ -252,7 +246,7 @@ func Inherit(addr string) (lns []net.Listener, ready func() error, err error) {
 		for s := range strings.SplitSeq(fdList, ",") {
 			fd, err := strconv.Atoi(strings.TrimSpace(s))
 			if err != nil || fd < 3 || slices.Contains(fds, fd) {
-				return nil, ready, fmt.Errorf("cgirun: %s=%q: want distinct descriptor numbers of 3 or more, such as 3,4", EnvInheritFDs, fdList)
+				return nil, ready, fmt.Errorf("upgrade: %s=%q: want distinct descriptor numbers of 3 or more, such as 3,4", EnvInheritFDs, fdList)
 			}
 			fds = append(fds, fd)
 		}
@@ -261,11 +255,11 @@ func Inherit(addr string) (lns []net.Listener, ready func() error, err error) {
 	if hasReady {
 		fd, err := strconv.Atoi(strings.TrimSpace(readyVar))
 		if err != nil || fd < 3 || slices.Contains(fds, fd) {
-			return nil, ready, fmt.Errorf("cgirun: %s=%q: want a descriptor number of 3 or more, not one of %s", EnvReadyFD, readyVar, EnvInheritFDs)
+			return nil, ready, fmt.Errorf("upgrade: %s=%q: want a descriptor number of 3 or more, not one of %s", EnvReadyFD, readyVar, EnvInheritFDs)
 		}
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-			return nil, ready, fmt.Errorf("cgirun: %s=%d: not a pipe", EnvReadyFD, fd)
+			return nil, ready, fmt.Errorf("upgrade: %s=%d: not a pipe", EnvReadyFD, fd)
 		}
 		syscall.CloseOnExec(fd)
 		readyFile = os.NewFile(uintptr(fd), EnvReadyFD)
@@ -278,7 +272,7 @@ func Inherit(addr string) (lns []net.Listener, ready func() error, err error) {
 	for _, fd := range fds {
 		if !fastcgi.IsListeningSocket(fd) {
 			// Nothing is closed: fd may be anything of this process's.
-			return nil, ready, fmt.Errorf("cgirun: %s=%s: fd %d is not a listening socket", EnvInheritFDs, fdList, fd)
+			return nil, ready, fmt.Errorf("upgrade: %s=%s: fd %d is not a listening socket", EnvInheritFDs, fdList, fd)
 		}
 	}
 	for i, fd := range fds {
@@ -287,7 +281,7 @@ func Inherit(addr string) (lns []net.Listener, ready func() error, err error) {
 			for _, rest := range fds[i+1:] {
 				syscall.Close(rest)
 			}
-			return lns, ready, fmt.Errorf("cgirun: %s: %w", EnvInheritFDs, err)
+			return lns, ready, fmt.Errorf("upgrade: %s: %w", EnvInheritFDs, err)
 		}
 		lns = append(lns, l)
 	}
@@ -308,7 +302,7 @@ func Inherit(addr string) (lns []net.Listener, ready func() error, err error) {
 					err = cerr
 				}
 				if err != nil {
-					err = fmt.Errorf("cgirun: telling the process this one replaces that it serves: %w", err)
+					err = fmt.Errorf("upgrade: telling the process this one replaces that it serves: %w", err)
 				}
 			})
 			return err

@@ -1,0 +1,156 @@
+package cgirun
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/cgirun/cgirun/fastcgi"
+)
+
+// Config is every setting of Run, read from CGIRUN_* environment variables
+// (CGIRUN_FASTCGI, CGIRUN_SHUTDOWN_GRACE, ...). The names follow
+// eventlet.wsgi.server's and php-fpm's settings where they have one.
+// CGIRUN_SHUTDOWN_GRACE also bounds the drain of a FastCGI server that
+// SIGHUP replaced with a new process, and CGIRUN_UPGRADE_TIMEOUT the wait
+// for that process to serve (see Run); CGIRUN_INHERIT_FDS and
+// CGIRUN_READY_FD are no settings but that upgrade's hand-over (see
+// package upgrade).
+type Config struct {
+	CGI              bool          `desc:"serve one CGI request even without GATEWAY_INTERFACE"`
+	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, tcp:host:port or host:port"`
+	HTTP             string        `default:"127.0.0.1:8080" desc:"plain HTTP address when no gateway is detected"`
+	TLSCert          string        `split_words:"true" desc:"certificate file: serve HTTPS instead of HTTP (with TLS_KEY)"`
+	TLSKey           string        `split_words:"true" desc:"private key file for TLS_CERT"`
+	SocketMode       string        `split_words:"true" default:"0660" desc:"mode of a unix socket created for FASTCGI (octal)"`
+	ShutdownGrace    time.Duration `split_words:"true" default:"30s" desc:"on SIGTERM or SIGINT, how long in-flight requests may take"`
+	UpgradeTimeout   time.Duration `split_words:"true" default:"30s" desc:"on SIGHUP (FastCGI), how long the new process may take to serve before it is given up"`
+	Debug            bool          `desc:"show panics and their stacks to clients (never in production)"`
+	LogFormat        string        `split_words:"true" default:"text" desc:"log format on stderr: text or json"`
+	AccessLog        bool          `split_words:"true" desc:"log every request"`
+	AccessLogFormat  string        `split_words:"true" default:"slog" desc:"access log lines: slog (key=value or JSON) or combined (Apache's)"`
+	LogXForwardedFor bool          `split_words:"true" desc:"put X-Forwarded-For before the client address in the access log"`
+	SlowlogTimeout   time.Duration `split_words:"true" desc:"log requests that take longer than this; 0: off"`
+	StatusPath       string        `split_words:"true" desc:"path of the status page (text, or JSON with ?json); empty: off"`
+	PingPath         string        `split_words:"true" desc:"path that answers pong; empty: off"`
+	MaxConns         int           `split_words:"true" desc:"most open connections; 0: no bound"`
+	MaxRequests      int           `split_words:"true" desc:"most requests answered at once; 0: no bound"`
+	MaxHeaderBytes   int           `split_words:"true" default:"65536" desc:"bound on a request's header block (431 past it)"`
+	MaxURLLength     int           `split_words:"true" default:"8192" desc:"bound on a request URI (414 past it); 0: none"`
+	Keepalive        bool          `default:"true" desc:"HTTP: keep client connections open between requests"`
+	IdleTimeout      time.Duration `split_words:"true" default:"2m" desc:"how long a kept-alive connection with no request stays open"`
+	HeaderTimeout    time.Duration `split_words:"true" default:"10s" desc:"bound on reading a request's header block"`
+	ReadTimeout      time.Duration `split_words:"true" default:"60s" desc:"HTTP: bound on reading a whole request; FastCGI: on each body record"`
+	WriteTimeout     time.Duration `split_words:"true" desc:"HTTP: bound on writing a whole response (0: none, for streams); FastCGI: on each write (0: 60s)"`
+	RequestTimeout   time.Duration `split_words:"true" desc:"bound on one request: its context ends, and 503 if nothing was sent yet; 0: none"`
+}
+
+// LoadConfig reads Config from the environment and checks it. The error
+// names the variable and what it accepts.
+func LoadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("CGIRUN", &c); err != nil {
+		return c, fmt.Errorf("cgirun: %w", err)
+	}
+	return c, c.validate()
+}
+
+// defaultConfig is what LoadConfig returns when no CGIRUN_* variable is
+// set: the default tags of Config, which TestDefaultConfig checks it
+// against.
+func defaultConfig() Config {
+	return Config{
+		HTTP:            "127.0.0.1:8080",
+		SocketMode:      "0660",
+		ShutdownGrace:   30 * time.Second,
+		UpgradeTimeout:  30 * time.Second,
+		LogFormat:       "text",
+		AccessLogFormat: "slog",
+		MaxHeaderBytes:  65536,
+		MaxURLLength:    8192,
+		Keepalive:       true,
+		IdleTimeout:     2 * time.Minute,
+		HeaderTimeout:   10 * time.Second,
+		ReadTimeout:     60 * time.Second,
+	}
+}
+
+// hasSettings reports whether environ (os.Environ's form) sets any CGIRUN_*
+// variable that LoadConfig would read differently from the defaults. A
+// CGIRUN_CGI of "true" or "1" does not count: Run has read it already.
+func hasSettings(environ []string) bool {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "CGIRUN_") && kv != "CGIRUN_CGI=true" && kv != "CGIRUN_CGI=1" {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) validate() error {
+	if _, err := c.socketMode(); err != nil {
+		return err
+	}
+	if c.Fastcgi != "" {
+		if _, _, err := fastcgi.ParseAddr(c.Fastcgi); err != nil {
+			return fmt.Errorf("cgirun: CGIRUN_FASTCGI: %w", err)
+		}
+	}
+	choices := []struct{ name, value, allowed string }{
+		{"CGIRUN_LOG_FORMAT", c.LogFormat, "text json"},
+		{"CGIRUN_ACCESS_LOG_FORMAT", c.AccessLogFormat, "slog combined"},
+	}
+	for _, ch := range choices {
+		if !strings.Contains(" "+ch.allowed+" ", " "+ch.value+" ") {
+			return fmt.Errorf("cgirun: %s=%q: want one of %s", ch.name, ch.value, ch.allowed)
+		}
+	}
+	for name, p := range map[string]string{"CGIRUN_STATUS_PATH": c.StatusPath, "CGIRUN_PING_PATH": c.PingPath} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("cgirun: %s=%q: want a path starting with /", name, p)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("cgirun: CGIRUN_TLS_CERT and CGIRUN_TLS_KEY go together")
+	}
+	counts := []struct {
+		name  string
+		value int
+	}{{"CGIRUN_MAX_CONNS", c.MaxConns}, {"CGIRUN_MAX_REQUESTS", c.MaxRequests}, {"CGIRUN_MAX_HEADER_BYTES", c.MaxHeaderBytes}, {"CGIRUN_MAX_URL_LENGTH", c.MaxURLLength}}
+	for _, n := range counts {
+		if n.value < 0 {
+			return fmt.Errorf("cgirun: %s=%d: want 0 or more", n.name, n.value)
+		}
+	}
+	durations := []struct {
+		name  string
+		value time.Duration
+	}{{"CGIRUN_SHUTDOWN_GRACE", c.ShutdownGrace}, {"CGIRUN_UPGRADE_TIMEOUT", c.UpgradeTimeout}, {"CGIRUN_SLOWLOG_TIMEOUT", c.SlowlogTimeout}, {"CGIRUN_IDLE_TIMEOUT", c.IdleTimeout},
+		{"CGIRUN_HEADER_TIMEOUT", c.HeaderTimeout}, {"CGIRUN_READ_TIMEOUT", c.ReadTimeout}, {"CGIRUN_WRITE_TIMEOUT", c.WriteTimeout},
+		{"CGIRUN_REQUEST_TIMEOUT", c.RequestTimeout}}
+	for _, d := range durations {
+		if d.value < 0 {
+			return fmt.Errorf("cgirun: %s=%v: want a duration of 0 or more", d.name, d.value)
+		}
+	}
+	return nil
+}
+
+func (c *Config) socketMode() (os.FileMode, error) {
+	m, err := strconv.ParseUint(c.SocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("cgirun: CGIRUN_SOCKET_MODE=%q: want an octal mode such as 0660", c.SocketMode)
+	}
+	return os.FileMode(m), nil
+}
+
+// Usage writes the table of settings, their defaults and descriptions.
+func Usage(w io.Writer) error {
+	return envconfig.Usagef("CGIRUN", &Config{}, w, envconfig.DefaultTableFormat)
+}

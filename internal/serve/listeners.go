@@ -1,0 +1,132 @@
+package serve
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/proc"
+	"github.com/cgirun/cgirun/upgrade"
+)
+
+// ListenerSet is the FastCGI sockets a process serves, and how it found
+// them.
+type ListenerSet struct {
+	// Listeners are the sockets; none when the process was handed none
+	// and given no address.
+	Listeners []net.Listener
+	// Where says where they came from, for the log: "fd 0 (...)",
+	// "systemd sockets", the address, or the sockets an upgrade passed on.
+	Where string
+	// Ready tells the process this one replaces, if any, that this one
+	// serves; it does nothing otherwise. Call it once serving.
+	Ready func() error
+}
+
+// Listen finds the sockets to serve, in one order for every program of
+// the module: those the process this one replaces passed on
+// (upgrade.Inherit), then a listening socket on stdin (spawn-fcgi,
+// mod_fcgid), then systemd's (LISTEN_FDS), then a new socket on addr
+// (unix:/path, created with mode, or tcp:host:port or host:port). The
+// sockets a process was handed come first: whoever handed them sends the
+// requests there. An addr that is not used is logged as ignored. With no
+// socket and no addr, the set is empty.
+//
+// stdin is the process's standard input; a listening socket there is
+// served through a close-on-exec duplicate. When stdin is the process's fd
+// 0, /dev/null takes its place there, so that no child process inherits
+// the socket and no file opened later becomes fd 0; any other stdin (a
+// test's) is left untouched.
+func Listen(addr string, mode fs.FileMode, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
+	lns, ready, err := upgrade.Inherit(addr)
+	if err != nil {
+		return ListenerSet{}, err
+	}
+	set := ListenerSet{Listeners: lns, Ready: ready}
+	switch {
+	case len(lns) > 0:
+		set.Where = fmt.Sprintf("sockets inherited from pid %d", os.Getppid())
+	case stdinIsListening(stdin):
+		l, err := stdinListener(stdin.(*os.File))
+		if err != nil {
+			return ListenerSet{}, err
+		}
+		set.Listeners, set.Where = []net.Listener{l}, "fd 0"
+	default:
+		ls, err := fastcgi.SystemdListeners()
+		if err != nil {
+			return ListenerSet{}, err
+		}
+		if len(ls) > 0 {
+			set.Listeners, set.Where = ls, "systemd sockets"
+			break
+		}
+		if addr == "" {
+			return set, nil
+		}
+		l, err := fastcgi.Listen(addr, mode)
+		if err != nil {
+			return ListenerSet{}, fmt.Errorf("%s: %w", addr, err)
+		}
+		return ListenerSet{Listeners: []net.Listener{l}, Where: addr, Ready: ready}, nil
+	}
+	if addr != "" {
+		log.Warn("cgirun: the FastCGI address is ignored: serving the sockets the process was handed", "addr", addr, "on", set.Where)
+	}
+	return set, nil
+}
+
+// StdinIsListening reports whether stdin is a listening socket, as
+// spawn-fcgi and mod_fcgid start a FastCGI application.
+func StdinIsListening(stdin io.Reader) bool { return stdinIsListening(stdin) }
+
+func stdinIsListening(stdin io.Reader) bool {
+	f, ok := stdin.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	listening := false
+	rc.Control(func(fd uintptr) { listening = fastcgi.IsListeningSocket(int(fd)) })
+	return listening
+}
+
+// stdinListener returns a listener on a close-on-exec duplicate of the
+// listening socket f, read without File.Fd, which would put f in blocking
+// mode. When f is fd 0, /dev/null replaces it there.
+func stdinListener(f *os.File) (net.Listener, error) {
+	dup, err := proc.DupCloseOnExec(f)
+	if err != nil {
+		return nil, fmt.Errorf("fd 0: %w", err)
+	}
+	l, err := fastcgi.InheritedListener(dup)
+	if err != nil {
+		return nil, err
+	}
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if fd == 0 {
+				nullOverStdin()
+			}
+		})
+	}
+	return l, nil
+}
+
+// nullOverStdin puts /dev/null on fd 0.
+func nullOverStdin() {
+	null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	syscall.Dup3(null, 0, 0)
+	syscall.Close(null)
+}
