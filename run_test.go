@@ -618,3 +618,19 @@ func TestRunCGI(t *testing.T) {
 		})
 	}
 }
+
+// TestServerShutdownBeforeServe: a Server shut down before it listens
+// never serves, as net/http.Server's Serve after Shutdown.
+func TestServerShutdownBeforeServe(t *testing.T) {
+	cfg := testConfig(t, map[string]string{"CGIRUN_HTTP": "127.0.0.1:0"})
+	s := NewServer(cfg, http.NotFoundHandler(), Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if err := s.Serve(); err != ErrServerClosed {
+		t.Errorf("Serve after Shutdown = %v, want ErrServerClosed", err)
+	}
+	if addrs := s.Addrs(); len(addrs) != 0 {
+		t.Errorf("Addrs after Shutdown = %v, want none", addrs)
+	}
+}

@@ -49,6 +49,7 @@ type Server struct {
 	inner serve.Server
 	lns   []net.Listener
 	ready func() error // tells the process this one replaces that it serves
+	shut  bool         // Shutdown or Close was called
 }
 
 // NewServer returns a Server for cfg (see LoadConfig) that answers with h.
@@ -83,11 +84,15 @@ func (s *Server) Addrs() []net.Addr {
 
 // Listen detects how the process was started (see Run for the order) and
 // opens or takes the sockets to serve; in CGI mode there are none. Mode
-// and Addrs tell the outcome. Calls after the first do nothing.
+// and Addrs tell the outcome. Calls after the first do nothing; after
+// Shutdown or Close it returns ErrServerClosed.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mode != "" {
+	switch {
+	case s.shut:
+		return ErrServerClosed
+	case s.mode != "":
 		return nil
 	}
 	cfg := s.cfg
@@ -235,6 +240,7 @@ func (s *Server) serveCGI() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	inner := s.inner
+	s.shut = true
 	s.mu.Unlock()
 	if inner == nil {
 		return nil
@@ -247,6 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	inner := s.inner
+	s.shut = true
 	s.mu.Unlock()
 	if inner == nil {
 		return nil
