@@ -104,9 +104,9 @@ func (s *Server) Listen() error {
 		return nil
 	}
 	mode, _ := cfg.socketMode()
-	set, err := serve.Listen(cfg.Fastcgi, mode, os.Stdin, s.log)
+	set, err := serve.Listen(cfg.Fastcgi, "CGIRUN_FASTCGI", mode, os.Stdin, s.log)
 	if err != nil {
-		return fmt.Errorf("cgirun: CGIRUN_FASTCGI: %w", err)
+		return fmt.Errorf("cgirun: %w", err)
 	}
 	s.ready = set.Ready
 	if len(set.Listeners) == 0 {

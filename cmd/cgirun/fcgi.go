@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -106,10 +105,10 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	set, err := serve.Listen(cfg.Fastcgi, mode, c.stdin, log)
+	set, err := serve.Listen(cfg.Fastcgi, "-s", mode, c.stdin, log)
 	switch {
 	case err != nil:
-		return fmt.Errorf("-s: %w", err)
+		return err
 	case len(set.Listeners) == 0:
 		return usagef("no socket: give -s or start with a socket on fd 0")
 	}

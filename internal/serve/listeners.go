@@ -35,14 +35,15 @@ type ListenerSet struct {
 // (unix:/path, created with mode, or tcp:host:port or host:port). The
 // sockets a process was handed come first: whoever handed them sends the
 // requests there. An addr that is not used is logged as ignored. With no
-// socket and no addr, the set is empty.
+// socket and no addr, the set is empty. what names the setting addr comes
+// from, in errors and the log.
 //
 // stdin is the process's standard input; a listening socket there is
 // served through a close-on-exec duplicate. When stdin is the process's fd
 // 0, /dev/null takes its place there, so that no child process inherits
 // the socket and no file opened later becomes fd 0; any other stdin (a
 // test's) is left untouched.
-func Listen(addr string, mode fs.FileMode, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
+func Listen(addr, what string, mode fs.FileMode, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
 	lns, ready, err := upgrade.Inherit(addr)
 	if err != nil {
 		return ListenerSet{}, err
@@ -71,12 +72,12 @@ func Listen(addr string, mode fs.FileMode, stdin io.Reader, log *slog.Logger) (L
 		}
 		l, err := fastcgi.Listen(addr, mode)
 		if err != nil {
-			return ListenerSet{}, fmt.Errorf("%s: %w", addr, err)
+			return ListenerSet{}, fmt.Errorf("%s %s: %w", what, addr, err)
 		}
 		return ListenerSet{Listeners: []net.Listener{l}, Where: addr, Ready: ready}, nil
 	}
 	if addr != "" {
-		log.Warn("cgirun: the FastCGI address is ignored: serving the sockets the process was handed", "addr", addr, "on", set.Where)
+		log.Warn("cgirun: "+what+" is ignored: serving the sockets the process was handed", "addr", addr, "on", set.Where)
 	}
 	return set, nil
 }

@@ -56,7 +56,7 @@ func TestListenOrder(t *testing.T) {
 		{name: "nothing", stdin: devNull},
 		{name: "the address", addr: addr, stdin: devNull, wantPath: filepath.Join(dir, "made.sock"), wantWhere: addr},
 		{name: "stdin alone", stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0"},
-		{name: "stdin before the address", addr: addr, stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0", wantLog: "the FastCGI address is ignored"},
+		{name: "stdin before the address", addr: addr, stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0", wantLog: "CGIRUN_FASTCGI is ignored"},
 		{name: "an upgrade's before stdin", stdin: stdin, inherit: true, wantPath: inheritedPath, wantWhere: "sockets inherited from pid"},
 	}
 	for _, tt := range tests {
@@ -71,7 +71,7 @@ func TestListenOrder(t *testing.T) {
 				t.Setenv(upgrade.EnvInheritFDs, strconv.Itoa(dup))
 			}
 			var logs strings.Builder
-			set, err := Listen(tt.addr, 0o600, tt.stdin, slog.New(slog.NewTextHandler(&logs, nil)))
+			set, err := Listen(tt.addr, "CGIRUN_FASTCGI", 0o600, tt.stdin, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
 				t.Fatalf("Listen: %v", err)
 			}
