@@ -203,68 +203,6 @@ func (r *request) claim() bool {
 
 var timeoutResponse = []byte("Status: 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n")
 
-// outStream is a request's STDOUT or STDERR: it frames what the handler
-// writes into records on the connection's single writer.
-type outStream struct {
-	r *request
-	t recType
-}
-
-var _ bridge.Output = (*outStream)(nil)
-
-func (o *outStream) Write(p []byte) (int, error) {
-	r, c := o.r, o.r.c
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if r.ended || r.claimed {
-		return 0, errRequestEnded
-	}
-	if c.werr != nil {
-		return 0, c.werr
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if o.t == typeStdout {
-		r.wroteOutput = true
-	} else {
-		r.wroteStderr = true
-	}
-	n := len(p)
-	for len(p) > 0 {
-		chunk := p[:min(len(p), writeFlushSize)]
-		p = p[len(chunk):]
-		c.appendLocked(func(b []byte) []byte { return appendStream(b, o.t, r.id, chunk) })
-		if len(*c.wbuf) >= writeFlushSize {
-			c.flushLocked()
-			if c.werr != nil {
-				return n - len(p) - len(chunk), c.werr
-			}
-		}
-	}
-	return n, nil
-}
-
-// Flush writes what is buffered to the web server.
-func (o *outStream) Flush() error {
-	c := o.r.c
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if o.r.ended || o.r.claimed {
-		return errRequestEnded
-	}
-	c.flushLocked()
-	return c.werr
-}
-
-// Abort marks the response as cut short (bridge.Aborter).
-func (o *outStream) Abort(error) {
-	c := o.r.c
-	c.wmu.Lock()
-	o.r.cut = true
-	c.wmu.Unlock()
-}
-
 // teeHandler sends log records to two handlers: the server's log and the
 // web server's error log.
 type teeHandler [2]slog.Handler

@@ -1,0 +1,116 @@
+package fastcgi
+
+import (
+	"sync"
+	"time"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// writeFlushSize is the buffered output past which a connection writes.
+const writeFlushSize = 64 << 10
+
+// writeBufPool holds the buffers records are written from: a connection
+// holds one only while it writes. A small response fits the first 4 KiB;
+// a larger one grows its buffer, which goes back to the pool with it.
+var writeBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
+}}
+
+// writeRecords appends records to the output and writes them at once.
+func (c *conn) writeRecords(app func([]byte) []byte) {
+	c.wmu.Lock()
+	c.appendLocked(app)
+	c.flushLocked()
+	c.wmu.Unlock()
+}
+
+func (c *conn) appendLocked(app func([]byte) []byte) {
+	if c.wbuf == nil {
+		c.wbuf = writeBufPool.Get().(*[]byte)
+	}
+	*c.wbuf = app(*c.wbuf)
+}
+
+// flushLocked writes the buffered records. A failed write closes the
+// connection: the web server cannot be told anything any more.
+func (c *conn) flushLocked() {
+	if c.wbuf == nil {
+		return
+	}
+	b := *c.wbuf
+	if c.werr == nil && len(b) > 0 {
+		c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.WriteTimeout, DefaultWriteTimeout)))
+		if _, err := c.rwc.Write(b); err != nil {
+			c.werr = err
+			c.log().Warn("fastcgi: closing connection: write failed", "err", err)
+			go c.close(ErrConnClosed)
+		}
+	}
+	*c.wbuf = b[:0]
+	writeBufPool.Put(c.wbuf)
+	c.wbuf = nil
+}
+
+// outStream is a request's STDOUT or STDERR: it frames what the handler
+// writes into records on the connection's single writer.
+type outStream struct {
+	r *request
+	t recType
+}
+
+var _ bridge.Output = (*outStream)(nil)
+
+func (o *outStream) Write(p []byte) (int, error) {
+	r, c := o.r, o.r.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if r.ended || r.claimed {
+		return 0, errRequestEnded
+	}
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if o.t == typeStdout {
+		r.wroteOutput = true
+	} else {
+		r.wroteStderr = true
+	}
+	n := len(p)
+	for len(p) > 0 {
+		chunk := p[:min(len(p), writeFlushSize)]
+		p = p[len(chunk):]
+		c.appendLocked(func(b []byte) []byte { return appendStream(b, o.t, r.id, chunk) })
+		if len(*c.wbuf) >= writeFlushSize {
+			c.flushLocked()
+			if c.werr != nil {
+				return n - len(p) - len(chunk), c.werr
+			}
+		}
+	}
+	return n, nil
+}
+
+// Flush writes what is buffered to the web server.
+func (o *outStream) Flush() error {
+	c := o.r.c
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if o.r.ended || o.r.claimed {
+		return errRequestEnded
+	}
+	c.flushLocked()
+	return c.werr
+}
+
+// Abort marks the response as cut short (bridge.Aborter).
+func (o *outStream) Abort(error) {
+	c := o.r.c
+	c.wmu.Lock()
+	o.r.cut = true
+	c.wmu.Unlock()
+}
