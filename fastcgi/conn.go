@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/defaults"
 )
 
 // Errors that end a request's context and input streams; context.Cause
@@ -86,7 +87,7 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		responder: responder,
 		ctx:       ctx,
 		cancel:    cancel,
-		maxReqs:   orDefault(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
+		maxReqs:   defaults.Or(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
 		reqs:      make(map[uint16]*request),
 	}
 	c.rr.init(rwc)
@@ -209,9 +210,9 @@ func (c *conn) setReadDeadlineLocked() {
 	case c.draining && c.idleLocked():
 		d = c.drainTo
 	case c.idleLocked() && !c.started:
-		d = now.Add(orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout))
+		d = now.Add(defaults.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout))
 	case c.idleLocked():
-		d = now.Add(orDefault(s.IdleTimeout, DefaultIdleTimeout))
+		d = now.Add(defaults.Or(s.IdleTimeout, DefaultIdleTimeout))
 	default:
 		for _, r := range c.reqs {
 			var rd time.Time
@@ -219,7 +220,7 @@ func (c *conn) setReadDeadlineLocked() {
 			case !r.paramsDone:
 				rd = r.headerDeadline
 			case r.inputOpen():
-				rd = now.Add(orDefault(s.ReadTimeout, DefaultReadTimeout))
+				rd = now.Add(defaults.Or(s.ReadTimeout, DefaultReadTimeout))
 			default:
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/defaults"
 )
 
 // request is one FastCGI request on a connection.
@@ -39,7 +40,7 @@ type request struct {
 func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	s := c.srv
-	limit := orDefault(s.InputBuffer, DefaultInputBuffer)
+	limit := defaults.Or(s.InputBuffer, DefaultInputBuffer)
 	r := &request{
 		c:              c,
 		id:             id,
@@ -47,9 +48,9 @@ func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
 		keepConn:       keepConn,
 		ctx:            ctx,
 		cancel:         cancel,
-		headerDeadline: time.Now().Add(orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)),
+		headerDeadline: time.Now().Add(defaults.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)),
 		stdin:          newInStream(limit),
-		pairs:          newPairDecoder(orDefault(s.MaxParamsBytes, DefaultMaxParamsBytes)),
+		pairs:          newPairDecoder(defaults.Or(s.MaxParamsBytes, DefaultMaxParamsBytes)),
 	}
 	// nginx's fastcgi_params alone are about 20 variables, with the
 	// request's headers on top.
@@ -92,7 +93,7 @@ func (r *request) run() {
 		}
 		r.done(returned, err)
 	}()
-	if !s.acquireSlot(r.ctx, orDefault(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)) {
+	if !s.acquireSlot(r.ctx, defaults.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)) {
 		s.stats.overloaded.Add(1)
 		c.log().Warn("fastcgi: request refused: MaxRequests reached", "req_id", r.id, "limit", s.MaxRequests)
 		r.cancel(errOverloaded)

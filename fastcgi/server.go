@@ -179,13 +179,6 @@ func (s *Server) responder() bridge.Responder {
 	return &bridge.HandlerResponder{Handler: s.Handler, Logger: s.Logger, Debug: s.Debug}
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
 // Serve accepts connections on l and serves each in its own goroutine. It
 // always returns a non-nil error; after Shutdown or Close, ErrServerClosed.
 // Serve closes l when it returns.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/defaults"
 )
 
 // writeFlushSize is the buffered output past which a connection writes.
@@ -41,7 +42,7 @@ func (c *conn) flushLocked() {
 	}
 	b := *c.wbuf
 	if c.werr == nil && len(b) > 0 {
-		c.rwc.SetWriteDeadline(time.Now().Add(orDefault(c.srv.WriteTimeout, DefaultWriteTimeout)))
+		c.rwc.SetWriteDeadline(time.Now().Add(defaults.Or(c.srv.WriteTimeout, DefaultWriteTimeout)))
 		if _, err := c.rwc.Write(b); err != nil {
 			c.werr = err
 			c.log().Warn("fastcgi: closing connection: write failed", "err", err)
