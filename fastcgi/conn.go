@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -345,7 +346,7 @@ func (c *conn) params(r *request, content []byte) error {
 	if len(content) > 0 {
 		err := r.pairs.feed(content, r.setParam)
 		if errors.Is(err, errParamsTooLarge) {
-			c.refuse(r, 431, "Request Header Fields Too Large", err)
+			c.refuse(r, http.StatusRequestHeaderFieldsTooLarge, err)
 			return nil
 		}
 		if err != nil {
@@ -375,10 +376,10 @@ func (c *conn) params(r *request, content []byte) error {
 }
 
 // refuse answers r with an error status before its handler runs.
-func (c *conn) refuse(r *request, status int, text string, cause error) {
+func (c *conn) refuse(r *request, status int, cause error) {
 	c.log().Warn("fastcgi: request refused", "req_id", r.id, "status", status, "err", cause)
 	r.cancel(cause)
-	stream := fmt.Appendf(nil, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%d %s\n", status, text, status, text)
+	stream := bridge.AppendError(nil, status, "")
 	c.finish(r, func(b []byte) []byte {
 		b = appendStream(b, typeStdout, r.id, stream)
 		b = appendStream(b, typeStdout, r.id, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
@@ -202,7 +203,8 @@ func (r *request) claim() bool {
 	return true
 }
 
-var timeoutResponse = []byte("Status: 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n")
+// timeoutResponse is the answer to a request past HandlerTimeout.
+var timeoutResponse = bridge.AppendError(nil, http.StatusServiceUnavailable, "")
 
 // teeHandler sends log records to two handlers: the server's log and the
 // web server's error log.

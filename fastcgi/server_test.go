@@ -470,6 +470,34 @@ func TestRefusals(t *testing.T) {
 	})
 }
 
+// TestErrorAnswers: the answers the server writes itself, before or
+// instead of its handler's, are bridge.AppendError's bytes.
+func TestErrorAnswers(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	_, addr, _ := startServer(t, h, func(s *Server) {
+		s.MaxParamsBytes, s.HandlerTimeout = 512, 100*time.Millisecond
+	})
+	tests := []struct {
+		name   string
+		env    []string
+		status int
+	}{
+		{"params over MaxParamsBytes", []string{"REQUEST_METHOD=GET", "HTTP_COOKIE=" + strings.Repeat("c", 600)}, http.StatusRequestHeaderFieldsTooLarge},
+		{"handler past HandlerTimeout", getHello, http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			rc.send(requestRecords(1, true, "", tt.env...))
+			got := rc.readResponses(1)[1]
+			want := bridge.AppendError(nil, tt.status, "")
+			if !bytes.Equal(got.stdout, want) || got.protoStatus != statusRequestComplete {
+				t.Errorf("answer = %q %s, want %q %s", got.stdout, got.protoStatus, want, statusRequestComplete)
+			}
+		})
+	}
+}
+
 func TestProtocolErrorsCloseOnlyTheirConnection(t *testing.T) {
 	_, addr, logs := startServer(t, helloHandler(), func(s *Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
 	tests := []struct {
