@@ -367,9 +367,10 @@ func (c *conn) params(r *request, content []byte) error {
 	if h, ok := c.rr.peekHeader(); ok && h.Type == typeStdin && h.ID == r.id && h.ContentLength == 0 {
 		// A bodiless request's empty STDIN comes in the same read as
 		// its header block (nginx sends both at once): taken now, the
-		// handler starts with its body known to be empty (Empty).
+		// handler starts with a nil Body, known to be empty.
 		c.rr.consume(headerLen + int(h.PaddingLength))
 		r.stdin.end()
+		r.breq.Body = nil
 	}
 	go r.run()
 	return nil

@@ -123,17 +123,6 @@ func (s *inStream) hasBytes() (bool, int64) {
 	return s.off < len(s.buf) || s.err != nil || s.closed, s.total
 }
 
-// Empty reports whether the stream ended before its first byte: a reader
-// may skip it (the runner gives such a script /dev/null, not a pipe). A
-// request's body is an *inStream; its Empty is seen through an interface:
-//
-//	if b, ok := req.Body.(interface{ Empty() bool }); ok && b.Empty() { ... }
-func (s *inStream) Empty() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended && s.total == 0 && s.err == nil
-}
-
 // wake wakes a reader waiting for what push added.
 func (s *inStream) wake() {
 	s.mu.Lock()
