@@ -357,13 +357,15 @@ func (c *conn) params(r *request, content []byte) error {
 	if err := r.pairs.finish(); err != nil {
 		return fmt.Errorf("request %d: FCGI_PARAMS: %w", r.id, err)
 	}
-	r.paramsDone = true
 	r.bodyLen = -1
 	if v := r.breq.Env.Get("CONTENT_LENGTH"); v != "" { // "": an error to allocate
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
 			r.bodyLen = n
 		}
 	}
+	c.mu.Lock()
+	r.paramsDone = true
+	c.mu.Unlock()
 	if h, ok := c.rr.peekHeader(); ok && h.Type == typeStdin && h.ID == r.id && h.ContentLength == 0 {
 		// A bodiless request's empty STDIN comes in the same read as
 		// its header block (nginx sends both at once): taken now, the

@@ -25,8 +25,11 @@ type request struct {
 	data           *inStream // FILTER only
 
 	// Owned by the serve loop until paramsDone, then by the handler.
-	pairs      pairDecoder
-	breq       bridge.Request
+	pairs pairDecoder
+	breq  bridge.Request
+
+	// Owned by the serve loop. paramsDone is written with c.mu held: the
+	// end of another request on the connection reads it under c.mu.
 	paramsDone bool
 	bodyLen    int64 // CONTENT_LENGTH, or -1; set with paramsDone
 

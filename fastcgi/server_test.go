@@ -304,6 +304,30 @@ func TestMultiplexing(t *testing.T) {
 	}
 }
 
+// TestMultiplexedBurst: requests sent together on one connection, each
+// answered while the serve loop reads the others' header blocks, are all
+// answered, round after round (under -race: a request's end reads the
+// state of the others on its connection).
+func TestMultiplexedBurst(t *testing.T) {
+	const ids, rounds = 8, 50
+	_, addr, _ := startServer(t, helloHandler(), nil)
+	rc := dialRaw(t, addr)
+	var burst []byte
+	all := make([]uint16, 0, ids)
+	for id := uint16(1); id <= ids; id++ {
+		burst = append(burst, requestRecords(id, true, "", getHello...)...)
+		all = append(all, id)
+	}
+	for round := range rounds {
+		rc.send(burst)
+		for id, got := range rc.readResponses(all...) {
+			if string(got.stdout) != helloStream || got.protoStatus != statusRequestComplete {
+				t.Fatalf("round %d, request %d: answer = %q %s, want %q %s", round, id, got.stdout, got.protoStatus, helloStream, statusRequestComplete)
+			}
+		}
+	}
+}
+
 // TestAbortRequest: FCGI_ABORT_REQUEST cancels the handler's context with
 // ErrAborted, the request ends at once, and the handler's later writes go
 // nowhere: no second END_REQUEST.
