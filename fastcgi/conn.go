@@ -18,8 +18,8 @@ import (
 	"github.com/cgirun/cgirun/internal/defaults"
 )
 
-// Errors that end a request's context and input streams; context.Cause
-// tells which.
+// Errors that end a request's context and input streams, beside
+// ErrServerClosed (Close); context.Cause tells which.
 var (
 	// ErrAborted: the web server sent FCGI_ABORT_REQUEST.
 	ErrAborted = errors.New("fastcgi: request aborted by the web server")
@@ -298,7 +298,8 @@ func (c *conn) handle(h header, content []byte) error {
 
 func isRequestOver(err error) bool {
 	return errors.Is(err, errRequestDone) || errors.Is(err, ErrAborted) ||
-		errors.Is(err, ErrHandlerTimeout) || errors.Is(err, ErrConnClosed)
+		errors.Is(err, ErrHandlerTimeout) || errors.Is(err, ErrConnClosed) ||
+		errors.Is(err, ErrServerClosed)
 }
 
 func (c *conn) begin(id uint16, content []byte) error {

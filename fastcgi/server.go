@@ -13,7 +13,9 @@ import (
 	"github.com/cgirun/cgirun/bridge"
 )
 
-// ErrServerClosed is returned by Serve after Shutdown or Close.
+// ErrServerClosed is returned by Serve after Shutdown or Close. It is also
+// the cause (context.Cause) with which Close cancels the requests in
+// flight, and what their body reads return.
 var ErrServerClosed = errors.New("fastcgi: Server closed")
 
 // Defaults of the Server's limits.
@@ -367,8 +369,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listeners and every connection at once: requests in
-// flight have their contexts cancelled and get no answer. Use Shutdown to
-// let them finish.
+// flight have their contexts cancelled with ErrServerClosed as the cause
+// and get no answer. Use Shutdown to let them finish.
 func (s *Server) Close() error {
 	s.startClosing()
 	s.mu.Lock()
@@ -380,12 +382,10 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.close(errServerClosing)
+		c.close(ErrServerClosed)
 	}
 	return err
 }
-
-var errServerClosing = errors.New("fastcgi: server closed")
 
 func (s *Server) startClosing() {
 	s.init()

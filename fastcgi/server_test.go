@@ -784,15 +784,18 @@ func TestLogToStderr(t *testing.T) {
 
 func TestShutdownDeadlineThenClose(t *testing.T) {
 	started := make(chan struct{})
-	cause := make(chan error, 1)
+	bodyErr, cause := make(chan error, 1), make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
+		_, err := io.ReadAll(r.Body) // the body never ends
+		bodyErr <- err
 		<-r.Context().Done()
 		cause <- context.Cause(r.Context())
 	})
 	s, addr, _ := startServer(t, h, nil)
 	rc := dialRaw(t, addr)
-	rc.send(requestRecords(1, true, "", getHello...))
+	b := beginRecord(1, roleResponder, true)
+	rc.send(append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/")...))
 	<-started
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // a grace period already over
@@ -800,8 +803,11 @@ func TestShutdownDeadlineThenClose(t *testing.T) {
 		t.Errorf("Shutdown with an ended context = %v, want context.Canceled", err)
 	}
 	s.Close()
-	if err := <-cause; !errors.Is(err, errServerClosing) {
-		t.Errorf("handler's context cause after Close = %v, want the server closing", err)
+	if err := <-bodyErr; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("io.ReadAll(r.Body) after Close = %v, want ErrServerClosed", err)
+	}
+	if err := <-cause; err != ErrServerClosed {
+		t.Errorf("context.Cause(r.Context()) after Close = %v, want ErrServerClosed", err)
 	}
 	rc.expectClosed()
 }
