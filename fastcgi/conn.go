@@ -327,6 +327,12 @@ func (c *conn) begin(id uint16, content []byte) error {
 		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusUnknownRole) })
 		return nil
 	}
+	if n >= c.maxReqs && c.maxReqs == 1 {
+		// FCGI_MPXS_CONNS said 0: the spec's answer to a second request.
+		c.log().Warn("fastcgi: request refused: the connection does not multiplex requests", "req_id", id)
+		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusCantMultiplex) })
+		return nil
+	}
 	if n >= c.maxReqs {
 		c.srv.stats.overloaded.Add(1)
 		c.log().Warn("fastcgi: request refused: too many requests on one connection", "req_id", id, "limit", c.maxReqs)

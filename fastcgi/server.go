@@ -67,7 +67,8 @@ type Server struct {
 	QueueRequests bool
 	// MaxRequestsPerConn bounds the request ids in use at once on one
 	// connection (multiplexing); 0 means DefaultMaxRequestsPerConn. A
-	// request past it gets FCGI_OVERLOADED.
+	// request past it gets FCGI_OVERLOADED; with 1, FCGI_MPXS_CONNS is 0
+	// and a second request gets FCGI_CANT_MPX_CONN.
 	MaxRequestsPerConn int
 	// MaxParamsBytes bounds a request's FCGI_PARAMS stream; 0 means
 	// DefaultMaxParamsBytes. A request past it is answered with 431.

@@ -522,6 +522,58 @@ func TestErrorAnswers(t *testing.T) {
 	}
 }
 
+// TestRequestPastMaxRequestsPerConn: a connection that says it does not
+// multiplex (FCGI_MPXS_CONNS 0, MaxRequestsPerConn 1) refuses a second
+// request id with FCGI_CANT_MPX_CONN, as the spec names it; past a larger
+// limit the refusal is FCGI_OVERLOADED.
+func TestRequestPastMaxRequestsPerConn(t *testing.T) {
+	tests := []struct {
+		limit  int
+		mpxs   string
+		status protocolStatus
+	}{
+		{1, "0", statusCantMultiplex},
+		{3, "1", statusOverloaded},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.limit), func(t *testing.T) {
+			release := make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				<-release
+				io.WriteString(w, "ok")
+			})
+			_, addr, logs := startServer(t, h, func(s *Server) { s.MaxRequestsPerConn = tt.limit })
+			rc := dialRaw(t, addr)
+			var q []byte
+			q = appendPair(q, "FCGI_MPXS_CONNS", "")
+			rc.send(appendRecord(nil, typeGetValues, 0, q))
+			if pairs, err := parsePairs(rc.mustRead().content); err != nil || len(pairs) != 1 || pairs[0][1] != tt.mpxs {
+				t.Errorf("FCGI_GET_VALUES_RESULT = %q, %v; want FCGI_MPXS_CONNS %s", pairs, err, tt.mpxs)
+			}
+			var b []byte
+			open := make([]uint16, 0, tt.limit)
+			for id := uint16(1); id <= uint16(tt.limit); id++ {
+				b = append(b, requestRecords(id, true, "", getHello...)...)
+				open = append(open, id)
+			}
+			past := uint16(tt.limit + 1)
+			rc.send(append(b, requestRecords(past, true, "", getHello...)...))
+			if got := rc.readResponses(past)[past]; got.protoStatus != tt.status || len(got.stdout) > 0 {
+				t.Errorf("request %d on a connection limited to %d = %s %q, want %s", past, tt.limit, got.protoStatus, got.stdout, tt.status)
+			}
+			close(release)
+			for id, got := range rc.readResponses(open...) {
+				if got.protoStatus != statusRequestComplete || !bytes.HasSuffix(got.stdout, []byte("ok")) {
+					t.Errorf("request %d = %s %q, want %s ok", id, got.protoStatus, got.stdout, statusRequestComplete)
+				}
+			}
+			if !strings.Contains(logs.String(), "request refused") {
+				t.Errorf("log lacks the refusal:\n%s", logs)
+			}
+		})
+	}
+}
+
 func TestProtocolErrorsCloseOnlyTheirConnection(t *testing.T) {
 	_, addr, logs := startServer(t, helloHandler(), func(s *Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
 	tests := []struct {
