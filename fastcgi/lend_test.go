@@ -1,6 +1,7 @@
 package fastcgi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,22 +74,38 @@ func (b *bodyReader) waitRead(t *testing.T, n int) {
 	}
 }
 
-// waitLends waits until the server has lent a connection's reader n times
-// in all.
-func waitLends(t *testing.T, s *Server, n uint64) {
+// ping sends FCGI_GET_VALUES, a record that concerns no request, and
+// reads its answer.
+func (rc *rawConn) ping() {
+	rc.t.Helper()
+	var q []byte
+	q = appendPair(q, "FCGI_MPXS_CONNS", "")
+	rc.send(appendRecord(nil, typeGetValues, 0, q))
+	if r := rc.mustRead(); r.h.Type != typeGetValuesResult {
+		rc.t.Fatalf("answer to FCGI_GET_VALUES = %s for request %d, want FCGI_GET_VALUES_RESULT", r.h.Type, r.h.ID)
+	}
+}
+
+// pingUntilLent waits until the server has lent a connection's reader n
+// times in all, while the handler of the connection's only request waits,
+// or is about to wait, for body bytes. Each ping brings the serve loop back
+// to where it would wait for a record, and it lends its reader there when
+// the handler waits. A lend is counted before the reader can come back to
+// the serve loop, so the answer to the second ping after it shows it.
+func pingUntilLent(t *testing.T, s *Server, rc *rawConn, n uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for s.stats.lends.Load() < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("the reader was lent %d times, want %d", s.stats.lends.Load(), n)
 		}
-		time.Sleep(time.Millisecond)
+		rc.ping()
 	}
 }
 
 // startLentBody sends request id's header block and two body chunks, each
-// once the handler waits for it, so that the serve loop lends the reader
-// to the handler; it returns the bytes sent.
+// once the handler has read the one before, then lends the reader to the
+// handler (pingUntilLent); it returns the bytes sent.
 func startLentBody(t *testing.T, s *Server, rc *rawConn, br *bodyReader, id uint16) []byte {
 	t.Helper()
 	lends := s.stats.lends.Load()
@@ -100,7 +119,7 @@ func startLentBody(t *testing.T, s *Server, rc *rawConn, br *bodyReader, id uint
 		sent = append(sent, chunk...)
 		br.waitRead(t, len(chunk))
 	}
-	waitLends(t, s, lends+1)
+	pingUntilLent(t, s, rc, lends+1)
 	return sent
 }
 
@@ -129,44 +148,109 @@ func wantBody(t *testing.T, got *response, body []byte) {
 	}
 }
 
+// pipeListener gives the server one end of a net.Pipe for each dial: a
+// write on the other end returns once the server has read all of it.
+type pipeListener struct {
+	conns     chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
+
+// dial connects to the server; the connection is closed at the end of the
+// test.
+func (l *pipeListener) dial(t *testing.T) *rawConn {
+	t.Helper()
+	srv, c := net.Pipe()
+	select {
+	case l.conns <- srv:
+	case <-l.closed:
+		t.Fatal("dial: the listener is closed")
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
 // TestLentReaderReadsTheBody: a handler that has the connection's reader
 // reads records split anywhere, padded or not, across many writes, and
-// the serve loop then serves the next request on the connection.
+// the serve loop then serves the next request on the connection. Over a
+// pipe, every write is read apart: the handler meets every cut.
 func TestLentReaderReadsTheBody(t *testing.T) {
-	br := newBodyReader()
-	s, addr, _ := startServer(t, br, nil)
-	rc := dialRaw(t, addr)
-	body := startLentBody(t, s, rc, br, 1)
-	var rest []byte
-	for i := range 40 {
-		chunk := bytes.Repeat([]byte{byte('c' + i%20)}, 1+i*997%9000)
-		body = append(body, chunk...)
-		if i%3 == 0 {
-			rest = append(rest, rawRecord(typeStdin, 1, chunk, i%9)...)
-		} else {
-			rest = appendStream(rest, typeStdin, 1, chunk)
-		}
+	tests := []struct {
+		name   string
+		listen func(t *testing.T) (net.Listener, func(t *testing.T) *rawConn)
+	}{
+		{"unix socket", func(t *testing.T) (net.Listener, func(t *testing.T) *rawConn) {
+			addr := filepath.Join(t.TempDir(), "fcgi.sock")
+			l, err := Listen("unix:"+addr, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l, func(t *testing.T) *rawConn { return dialRaw(t, addr) }
+		}},
+		{"pipe", func(t *testing.T) (net.Listener, func(t *testing.T) *rawConn) {
+			l := newPipeListener()
+			return l, l.dial
+		}},
 	}
-	rest = appendStream(rest, typeStdin, 1, nil)
-	// Writes that cut headers, contents and padding anywhere.
-	for off, i := 0, 0; off < len(rest); i++ {
-		n := min(len(rest)-off, []int{3, 8, 11, 4096, 70000, 1}[i%6])
-		rc.send(rest[off : off+n])
-		off += n
-		if i%4 == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	wantBody(t, rc.readResponses(1)[1], body)
-	if err := <-br.errs; err != nil {
-		t.Fatalf("body read error %v", err)
-	}
-	// The serve loop has the reader again: a second request, with its
-	// body sent whole.
-	rc.send(requestRecords(2, true, "second", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
-	wantBody(t, rc.readResponses(2)[2], []byte("second"))
-	if n := s.stats.lends.Load(); n == 0 {
-		t.Errorf("the reader was never lent")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br := newBodyReader()
+			l, dial := tt.listen(t)
+			s, _ := serveOn(t, l, br, nil)
+			rc := dial(t)
+			body := startLentBody(t, s, rc, br, 1)
+			var rest []byte
+			for i := range 40 {
+				chunk := bytes.Repeat([]byte{byte('c' + i%20)}, 1+i*997%9000)
+				body = append(body, chunk...)
+				if i%3 == 0 {
+					rest = append(rest, rawRecord(typeStdin, 1, chunk, i%9)...)
+				} else {
+					rest = appendStream(rest, typeStdin, 1, chunk)
+				}
+			}
+			rest = appendStream(rest, typeStdin, 1, nil)
+			// Writes that cut headers, contents and padding anywhere.
+			for off, i := 0, 0; off < len(rest); i++ {
+				n := min(len(rest)-off, []int{3, 8, 11, 4096, 70000, 1}[i%6])
+				rc.send(rest[off : off+n])
+				off += n
+			}
+			wantBody(t, rc.readResponses(1)[1], body)
+			if err := <-br.errs; err != nil {
+				t.Fatalf("body read error %v", err)
+			}
+			// The serve loop has the reader again: a second request, with
+			// its body sent whole.
+			rc.send(requestRecords(2, true, "second", "REQUEST_METHOD=POST", "REQUEST_URI=/"))
+			wantBody(t, rc.readResponses(2)[2], []byte("second"))
+		})
 	}
 }
 
@@ -302,17 +386,14 @@ func TestLentReaderContentLength(t *testing.T) {
 	b = append(b, paramsRecords(1, "REQUEST_METHOD=POST", "REQUEST_URI=/", fmt.Sprintf("CONTENT_LENGTH=%d", length))...)
 	rc.send(b)
 	<-started
-	// Chunks sent a while apart: the handler waits for each, so that
-	// the reader is lent to it.
+	pingUntilLent(t, s, rc, 1)
+	var body []byte
 	for sent := 0; sent < length; sent += 1000 {
-		time.Sleep(5 * time.Millisecond)
-		rc.send(appendStream(nil, typeStdin, 1, bytes.Repeat([]byte("x"), 1000)))
+		body = appendStream(body, typeStdin, 1, bytes.Repeat([]byte("x"), 1000))
 	}
+	rc.send(body)
 	if err := <-read; err != nil {
 		t.Fatalf("reading the body: %v", err)
-	}
-	if s.stats.lends.Load() == 0 {
-		t.Fatalf("the reader was never lent")
 	}
 	rc.send(appendStream(nil, typeStdin, 1, nil))
 	rc.c.Close()

@@ -55,15 +55,23 @@ func (s *syncBuffer) String() string {
 // the server at the end of the test. configure, when not nil, sets fields.
 func startServer(t *testing.T, h http.Handler, configure func(*Server)) (s *Server, addr string, logs *syncBuffer) {
 	t.Helper()
-	logs = new(syncBuffer)
-	s = &Server{Handler: h, Logger: slog.New(slog.NewTextHandler(logs, nil))}
-	if configure != nil {
-		configure(s)
-	}
 	addr = filepath.Join(t.TempDir(), "fcgi.sock")
 	l, err := Listen("unix:"+addr, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	s, logs = serveOn(t, l, h, configure)
+	return s, addr, logs
+}
+
+// serveOn serves h on l and stops the server at the end of the test.
+// configure, when not nil, sets fields.
+func serveOn(t *testing.T, l net.Listener, h http.Handler, configure func(*Server)) (s *Server, logs *syncBuffer) {
+	t.Helper()
+	logs = new(syncBuffer)
+	s = &Server{Handler: h, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	if configure != nil {
+		configure(s)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(l) }()
@@ -73,7 +81,7 @@ func startServer(t *testing.T, h http.Handler, configure func(*Server)) (s *Serv
 			t.Errorf("Serve = %v, want ErrServerClosed", err)
 		}
 	})
-	return s, addr, logs
+	return s, logs
 }
 
 // rawConn speaks FastCGI records by hand, for what no client library sends.
