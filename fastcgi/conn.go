@@ -43,6 +43,7 @@ type conn struct {
 	ctx       context.Context // cancelled with the connection
 	cancel    context.CancelCauseFunc
 	maxReqs   int
+	maxParams int // MaxConnParamsBytes
 
 	// Owned by the serve loop. rr holds a buffer only while bytes it read
 	// wait in it: an idle connection costs little more than its goroutine.
@@ -56,15 +57,16 @@ type conn struct {
 	back        chan error // the reader comes back, with why reading must stop
 
 	// Guarded by mu.
-	mu       sync.Mutex
-	started  bool // a first record arrived
-	reqs     map[uint16]*request
-	ending   int       // requests out of reqs whose END_REQUEST is not written yet
-	draining bool      // close once the last request is done
-	drainTo  time.Time // when an idle draining connection closes
-	lingerOn bool      // the write side is closed: read out what arrives, then close
-	lingerTo time.Time
-	closed   bool
+	mu         sync.Mutex
+	started    bool // a first record arrived
+	reqs       map[uint16]*request
+	paramsHeld int       // FCGI_PARAMS bytes of the requests in reqs
+	ending     int       // requests out of reqs whose END_REQUEST is not written yet
+	draining   bool      // close once the last request is done
+	drainTo    time.Time // when an idle draining connection closes
+	lingerOn   bool      // the write side is closed: read out what arrives, then close
+	lingerTo   time.Time
+	closed     bool
 
 	logOnce sync.Once
 	logger  *slog.Logger // the server's, with remote; built on first use
@@ -89,6 +91,7 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		ctx:       ctx,
 		cancel:    cancel,
 		maxReqs:   defaults.Or(s.MaxRequestsPerConn, DefaultMaxRequestsPerConn),
+		maxParams: max(defaults.Or(s.MaxConnParamsBytes, DefaultMaxConnParamsBytes), defaults.Or(s.MaxParamsBytes, DefaultMaxParamsBytes)),
 		reqs:      make(map[uint16]*request),
 	}
 	c.rr.init(rwc)
@@ -351,6 +354,18 @@ func (c *conn) params(r *request, content []byte) error {
 		return fmt.Errorf("request %d: FCGI_PARAMS after its end", r.id)
 	}
 	if len(content) > 0 {
+		c.mu.Lock()
+		over := c.paramsHeld+len(content) > c.maxParams
+		if !over {
+			c.paramsHeld += len(content)
+			r.params += len(content)
+		}
+		c.mu.Unlock()
+		if over {
+			err := fmt.Errorf("%w: the header blocks of the connection's requests would pass %d bytes", errParamsTooLarge, c.maxParams)
+			c.refuse(r, http.StatusRequestHeaderFieldsTooLarge, err)
+			return nil
+		}
 		err := r.pairs.feed(content, r.setParam)
 		if errors.Is(err, errParamsTooLarge) {
 			c.refuse(r, http.StatusRequestHeaderFieldsTooLarge, err)
@@ -426,6 +441,7 @@ func (c *conn) finish(r *request, end func([]byte) []byte) {
 	removed := c.reqs[r.id] == r
 	if removed {
 		delete(c.reqs, r.id)
+		c.paramsHeld -= r.params
 		c.ending++
 	}
 	c.mu.Unlock()
@@ -487,6 +503,7 @@ func (c *conn) close(cause error) {
 		reqs = append(reqs, r)
 	}
 	clear(c.reqs)
+	c.paramsHeld = 0
 	c.mu.Unlock()
 
 	c.wmu.Lock()

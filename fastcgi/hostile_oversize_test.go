@@ -97,6 +97,49 @@ func pairsRecords(id uint16, n int, end bool) []byte {
 	return b
 }
 
+// connParamsBound is the peak RSS growth allowed where one connection's
+// requests hold header blocks: MaxConnParamsBytes of them, which a pair
+// still arriving may hold twice (its partial copy and the decoded
+// variables), beside the growth allowed where nothing is held.
+const connParamsBound = 2*DefaultMaxConnParamsBytes + 8<<20
+
+func getValuesQuery() []byte { return appendPair(nil, "FCGI_MPXS_CONNS", "") }
+
+// wantParamsRefused reads the answers that come before FCGI_GET_VALUES's,
+// for requests 1 to n: each must be a 431 refusal, and requests from the
+// first refused on must all be refused. It returns how many were not.
+func wantParamsRefused(t *testing.T, rc *rawConn, n int) (held int) {
+	t.Helper()
+	refused := make(map[uint16]*response)
+	for {
+		r := rc.mustRead()
+		if r.h.Type == typeGetValuesResult {
+			break
+		}
+		resp := refused[r.h.ID]
+		if resp == nil {
+			resp = new(response)
+			refused[r.h.ID] = resp
+		}
+		switch r.h.Type {
+		case typeStdout:
+			resp.stdout = append(resp.stdout, r.content...)
+		case typeEndRequest:
+			resp.protoStatus = protocolStatus(r.content[4])
+		default:
+			t.Fatalf("request %d: unexpected %s", r.h.ID, r.h.Type)
+		}
+	}
+	held = n - len(refused)
+	for id := uint16(held + 1); id <= uint16(n); id++ {
+		got := refused[id]
+		if got == nil || !bytes.HasPrefix(got.stdout, []byte("Status: 431 ")) || got.protoStatus != statusRequestComplete {
+			t.Fatalf("request %d of %d (%d let in) = %+v, want 431", id, n, held, got)
+		}
+	}
+	return held
+}
+
 // TestOversizeInput sends a server in a process of its own (default limits)
 // more than any limit allows, and checks the answer, the log line, that the
 // server goes on, and its peak RSS.
@@ -164,25 +207,61 @@ func TestOversizeInput(t *testing.T) {
 			},
 		},
 		{
-			// The most one connection can hold by the documented limits:
-			// MaxRequestsPerConn header blocks of nearly MaxParamsBytes.
-			name:  "100 ids each holding 120 KB of an unfinished header block",
-			bound: 2*DefaultMaxRequestsPerConn*DefaultMaxParamsBytes + small,
+			name: "100 ids each holding 120 KB of an unfinished header block: 431 past MaxConnParamsBytes",
+			log:  "params too large", bound: connParamsBound,
 			run: func(t *testing.T, rc *rawConn, addr string) {
 				var b []byte
 				for id := uint16(1); id <= DefaultMaxRequestsPerConn; id++ {
 					b = append(b, beginRecord(id, roleResponder, true)...)
 					b = append(b, pairsRecords(id, 120000, false)...)
 				}
-				var q []byte
-				q = appendPair(q, "FCGI_MPXS_CONNS", "")
-				wait := rc.sendAsync(appendRecord(b, typeGetValues, 0, q))
+				wait := rc.sendAsync(appendRecord(b, typeGetValues, 0, getValuesQuery()))
 				// The answer to GET_VALUES comes once every record before
 				// it was read.
-				if r := rc.mustRead(); r.h.Type != typeGetValuesResult {
-					t.Fatalf("got %s, want FCGI_GET_VALUES_RESULT", r.h.Type)
-				}
+				held := wantParamsRefused(t, rc, DefaultMaxRequestsPerConn)
 				wait()
+				if held > DefaultMaxConnParamsBytes/120000 {
+					t.Errorf("%d header blocks of 120 KB held on one connection, want at most %d", held, DefaultMaxConnParamsBytes/120000)
+				}
+				other := dialRaw(t, addr)
+				other.download(1, 5)
+			},
+		},
+		{
+			name: "100 ids each with a 120 KB header block, waiting for their bodies: 431 past MaxConnParamsBytes",
+			log:  "params too large", bound: connParamsBound,
+			run: func(t *testing.T, rc *rawConn, addr string) {
+				var b []byte
+				for id := uint16(1); id <= DefaultMaxRequestsPerConn; id++ {
+					b = append(b, beginRecord(id, roleResponder, true)...)
+					var pairs []byte
+					for _, kv := range [][2]string{{"REQUEST_METHOD", "POST"}, {"REQUEST_URI", "/upload"}, {"CONTENT_LENGTH", "5"}} {
+						pairs = appendPair(pairs, kv[0], kv[1])
+					}
+					b = appendRecord(b, typeParams, id, pairs)
+					b = append(b, pairsRecords(id, 120000, true)...)
+				}
+				wait := rc.sendAsync(appendRecord(b, typeGetValues, 0, getValuesQuery()))
+				held := wantParamsRefused(t, rc, DefaultMaxRequestsPerConn)
+				wait()
+				if held > DefaultMaxConnParamsBytes/120000 {
+					t.Errorf("%d header blocks of 120 KB held on one connection, want at most %d", held, DefaultMaxConnParamsBytes/120000)
+				}
+				// The requests let in are answered once their bodies come.
+				var bodies []byte
+				ids := make([]uint16, 0, held)
+				for id := uint16(1); id <= uint16(held); id++ {
+					bodies = appendStream(bodies, typeStdin, id, []byte("hello"))
+					bodies = appendStream(bodies, typeStdin, id, nil)
+					ids = append(ids, id)
+				}
+				rc.send(bodies)
+				want := fmt.Sprintf("\r\n\r\n5 %x", sha256.Sum256([]byte("hello")))
+				for id, got := range rc.readResponses(ids...) {
+					if !bytes.HasSuffix(got.stdout, []byte(want)) {
+						t.Errorf("request %d = %.60q, want an upload of 5 bytes", id, got.stdout)
+					}
+				}
 				other := dialRaw(t, addr)
 				other.download(1, 5)
 			},

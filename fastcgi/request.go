@@ -33,6 +33,9 @@ type request struct {
 	paramsDone bool
 	bodyLen    int64 // CONTENT_LENGTH, or -1; set with paramsDone
 
+	// Guarded by c.mu.
+	params int // FCGI_PARAMS bytes counted in c.paramsHeld
+
 	// Guarded by c.wmu.
 	ended       bool // END_REQUEST sent, or nothing may be sent any more
 	wroteOutput bool // STDOUT bytes sent

@@ -21,6 +21,7 @@ var ErrServerClosed = errors.New("fastcgi: Server closed")
 // Defaults of the Server's limits.
 const (
 	DefaultMaxParamsBytes     = 128 << 10
+	DefaultMaxConnParamsBytes = 1 << 20
 	DefaultMaxRequestsPerConn = 100
 	DefaultReadHeaderTimeout  = 10 * time.Second
 	DefaultReadTimeout        = 60 * time.Second
@@ -73,6 +74,13 @@ type Server struct {
 	// MaxParamsBytes bounds a request's FCGI_PARAMS stream; 0 means
 	// DefaultMaxParamsBytes. A request past it is answered with 431.
 	MaxParamsBytes int
+	// MaxConnParamsBytes bounds the FCGI_PARAMS bytes that the requests
+	// open on one connection hold together, header blocks still arriving
+	// and those of requests being answered: what multiplexed request ids
+	// can make one connection hold. 0 means DefaultMaxConnParamsBytes; it
+	// is never less than MaxParamsBytes. A request whose header block
+	// would pass it is answered with 431.
+	MaxConnParamsBytes int
 	// InputBuffer bounds the body bytes held for one request while its
 	// handler has not read them; 0 means DefaultInputBuffer. Past it the
 	// connection waits for the handler (FastCGI's only flow control).

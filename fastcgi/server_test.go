@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -580,6 +581,84 @@ func TestRequestPastMaxRequestsPerConn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMaxConnParamsBytes: the header blocks that the requests open on one
+// connection hold together, arriving or answered, stay within
+// MaxConnParamsBytes: a request that would pass it is answered 431, and
+// room comes back as requests end. A bound below MaxParamsBytes does not
+// refuse a header block that MaxParamsBytes allows.
+func TestMaxConnParamsBytes(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	_, addr, logs := startServer(t, h, func(s *Server) { s.MaxParamsBytes, s.MaxConnParamsBytes = 1000, 2500 })
+	// block is a header block of about 900 bytes: two fit in 2500, three
+	// do not.
+	block := func(id uint16, finished bool) []byte {
+		var pairs []byte
+		pairs = appendPair(pairs, "REQUEST_METHOD", "GET")
+		pairs = appendPair(pairs, "REQUEST_URI", "/")
+		pairs = appendPair(pairs, "HTTP_X_PAD", strings.Repeat("p", 850))
+		b := appendRecord(beginRecord(id, roleResponder, true), typeParams, id, pairs)
+		if finished {
+			b = appendRecord(b, typeParams, id, nil)
+			b = appendRecord(b, typeStdin, id, nil)
+		}
+		return b
+	}
+	// answered reads the answers that come before FCGI_GET_VALUES's.
+	answered := func(rc *rawConn) map[uint16]string {
+		got := map[uint16]string{}
+		for {
+			r := rc.mustRead()
+			switch r.h.Type {
+			case typeGetValuesResult:
+				return got
+			case typeStdout:
+				got[r.h.ID] += string(r.content)
+			case typeEndRequest:
+				got[r.h.ID] += "|" + protocolStatus(r.content[4]).String()
+			}
+		}
+	}
+	refused := string(bridge.AppendError(nil, http.StatusRequestHeaderFieldsTooLarge, "")) + "|" + statusRequestComplete.String()
+	tests := []struct {
+		name     string
+		finished bool
+	}{
+		{"header blocks arriving", false},
+		{"header blocks of requests being answered", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			b := slices.Concat(block(1, tt.finished), block(2, tt.finished), block(3, tt.finished))
+			rc.send(appendRecord(b, typeGetValues, 0, getValuesQuery()))
+			if got := answered(rc); len(got) != 1 || got[3] != refused {
+				t.Fatalf("three header blocks of 900 bytes within 2500: answers %v, want request 3 refused: %q", got, refused)
+			}
+			// An abort ends request 1: its bytes leave the bound.
+			rc.send(appendRecord(nil, typeAbortRequest, 1, nil))
+			if got := rc.readResponses(1)[1]; got.protoStatus != statusRequestComplete {
+				t.Fatalf("aborted request 1 = %s, want %s", got.protoStatus, statusRequestComplete)
+			}
+			rc.send(appendRecord(block(3, tt.finished), typeGetValues, 0, getValuesQuery()))
+			if got := answered(rc); len(got) != 0 {
+				t.Errorf("request 3 once request 1 ended: answers %v, want none", got)
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "would pass 2500 bytes") {
+		t.Errorf("log lacks why request 3 was refused:\n%s", logs)
+	}
+
+	t.Run("below MaxParamsBytes", func(t *testing.T) {
+		_, addr, _ := startServer(t, helloHandler(), func(s *Server) { s.MaxParamsBytes, s.MaxConnParamsBytes = 4096, 1000 })
+		rc := dialRaw(t, addr)
+		rc.send(requestRecords(1, true, "", append(getHello[:len(getHello):len(getHello)], "HTTP_X_PAD="+strings.Repeat("p", 3000))...))
+		if got := rc.readResponses(1)[1]; string(got.stdout) != helloStream {
+			t.Errorf("a 3 KB header block with MaxParamsBytes 4096, MaxConnParamsBytes 1000 = %.60q, want %q", got.stdout, helloStream)
+		}
+	})
 }
 
 func TestProtocolErrorsCloseOnlyTheirConnection(t *testing.T) {
