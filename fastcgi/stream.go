@@ -21,8 +21,8 @@ var errRequestDone = errors.New("fastcgi: request already answered")
 // stream instead of waking the handler for every burst: the handler's Read
 // then reads the records itself, as net/http's handlers read their bodies,
 // and the serve loop waits until the stream gives the reader back (at its
-// end, when it fails or closes, or when a record for anything else came).
-// On two cores that saves a thread wake-up and a sleep for every read.
+// end, when it fails or closes, or when a record for anything else came):
+// no hand-over between goroutines for every record.
 type inStream struct {
 	mu      sync.Mutex
 	cond    sync.Cond // signalled on data, space, end and close
