@@ -2,12 +2,10 @@ package cgi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -162,108 +159,6 @@ func (e *Executor) logger(req *bridge.Request) *slog.Logger {
 		return e.Logger
 	}
 	return slog.Default()
-}
-
-// scriptError is a request the executor refuses before anything runs.
-type scriptError struct {
-	status int
-	msg    string
-}
-
-func (s *scriptError) Error() string { return s.msg }
-
-// resolve finds the script a request names and checks that it may run.
-func (e *Executor) resolve(env *bridge.Environ) (string, error) {
-	name := env.Get("SCRIPT_FILENAME")
-	if name == "" {
-		root, script := env.Get("DOCUMENT_ROOT"), env.Get("SCRIPT_NAME")
-		if root == "" || script == "" {
-			return "", &scriptError{http.StatusNotFound, "no SCRIPT_FILENAME, nor DOCUMENT_ROOT and SCRIPT_NAME"}
-		}
-		name = filepath.Join(root, script)
-	}
-	if strings.ContainsRune(name, 0) {
-		return "", &scriptError{http.StatusBadRequest, fmt.Sprintf("script name %q holds a NUL byte", name)}
-	}
-	if !filepath.IsAbs(name) {
-		// Apache's "proxy:fcgi://host/path" form, or a relative path:
-		// neither names a file this runner will look up.
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script name %q is not an absolute path", name)}
-	}
-	real, err := filepath.EvalSymlinks(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", &scriptError{http.StatusNotFound, fmt.Sprintf("script %s does not exist", name)}
-	}
-	if err != nil {
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", name, err)}
-	}
-	if !slices.ContainsFunc(e.roots, func(root string) bool { return within(real, root) }) {
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s resolves to %s, outside the roots %v", name, real, e.roots)}
-	}
-	if e.allow != nil && !e.allow[real] {
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not in the allowed list", real)}
-	}
-	fi, err := os.Stat(real)
-	switch {
-	case err != nil:
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", real, err)}
-	case !fi.Mode().IsRegular():
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not a regular file", real)}
-	case fi.Mode().Perm()&0o111 == 0:
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not executable", real)}
-	}
-	return real, nil
-}
-
-// within reports whether path is root or below it; both are clean absolute
-// paths with symlinks resolved.
-func within(path, root string) bool {
-	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
-}
-
-// childEnv is the script's environment: the request's CGI variables, less
-// HTTP_PROXY, plus the runner's variables named in Env. The entries are
-// cut from one string: one allocation, not one per variable.
-func (e *Executor) childEnv(env *bridge.Environ) []string {
-	names := e.Env
-	if names == nil {
-		names = []string{"PATH"}
-	}
-	var b strings.Builder
-	var ends []int
-	add := func(name, v string) {
-		b.WriteString(name)
-		b.WriteByte('=')
-		b.WriteString(v)
-		ends = append(ends, b.Len())
-	}
-	size := 0
-	for name, v := range env.All() {
-		size += len(name) + 1 + len(v)
-	}
-	b.Grow(size + 256)
-	ends = make([]int, 0, env.Len()+len(names))
-	for name, v := range env.All() {
-		if name == "HTTP_PROXY" || strings.ContainsRune(name, '=') || strings.ContainsRune(name, 0) || strings.ContainsRune(v, 0) {
-			continue // httpoxy; and what execve cannot carry
-		}
-		add(name, v)
-	}
-	for _, name := range names {
-		if _, set := env.Lookup(name); set {
-			continue // the request's own value wins
-		}
-		if v, ok := os.LookupEnv(name); ok {
-			add(name, v)
-		}
-	}
-	all := b.String()
-	list := make([]string, len(ends))
-	start := 0
-	for i, end := range ends {
-		list[i], start = all[start:end], end
-	}
-	return list
 }
 
 // Respond implements bridge.Responder: it runs the request's script.
@@ -439,154 +334,6 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	}
 }
 
-// watch drains the script's stderr into the log while wait waits for the
-// script to exit, each in a goroutine of its own, and closes p.exited once
-// the script was waited for and its stderr logged. Something the script
-// started may hold stderr open after it exited: that gets the grace, then
-// stderr is closed on it.
-func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *bridge.Request, log *slog.Logger) {
-	grace := orDefault(e.KillGrace, DefaultKillGrace)
-	room := e.MaxStderrBytes
-	switch {
-	case room == 0:
-		room = DefaultMaxStderrBytes
-	case room < 0:
-		room = 0
-	}
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		copyStderr(stderr, &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room})
-	}()
-	go func() {
-		p.err = wait()
-		// What the script wrote to stderr is logged before it is said
-		// to be over. Most often stderr ended with it: no timer then.
-		select {
-		case <-logged:
-		default:
-			t := time.NewTimer(grace)
-			select {
-			case <-logged:
-			case <-t.C:
-			}
-			t.Stop()
-		}
-		stderr.Close()
-		<-logged
-		close(p.exited)
-	}()
-}
-
-// copyStderr passes what the script writes to stderr to log, until the
-// pipe ends or is closed.
-func copyStderr(r *os.File, log *stderrLog) {
-	// From a pool, not the stack: a 4 KiB frame would make the goroutine
-	// grow (copy) its stack once a script.
-	buf := smallBufPool.Get().(*[smallBufSize]byte)
-	defer smallBufPool.Put(buf)
-	for {
-		n, err := r.Read(buf[:])
-		if n > 0 {
-			log.Write(buf[:n])
-		}
-		if err != nil {
-			log.end()
-			return
-		}
-	}
-}
-
-// exitError is a script's exit other than status 0.
-type exitError struct{ status syscall.WaitStatus }
-
-// Error says it as os.ProcessState does: "exit status 3", "signal: killed".
-func (e *exitError) Error() string {
-	var s string
-	switch ws := e.status; {
-	case ws.Exited():
-		s = "exit status " + strconv.Itoa(ws.ExitStatus())
-	case ws.Signaled():
-		s = "signal: " + ws.Signal().String()
-	default:
-		s = fmt.Sprintf("wait status %#x", uint32(ws))
-	}
-	if e.status.CoreDump() {
-		s += " (core dumped)"
-	}
-	return s
-}
-
-// waitError is the error of a script's end: nil when it exited with
-// status 0.
-func waitError(ws syscall.WaitStatus) error {
-	if ws.Exited() && ws.ExitStatus() == 0 {
-		return nil
-	}
-	return &exitError{ws}
-}
-
-// child is a running script.
-type child struct {
-	pgid     int           // its process group, led by it
-	exited   chan struct{} // closed once it was waited for
-	err      error         // from Wait; read after exited
-	answered chan struct{} // closed when run is done with its output
-	strays   atomic.Bool   // processes left in the group were killed while its output was read
-}
-
-func (c *child) wait() error {
-	<-c.exited
-	return c.err
-}
-
-// supervise ends a script's process group: SIGTERM, then SIGKILL after the
-// grace, when the request ends early (timeout, client gone) or when the
-// script lingers after its answer; and SIGKILL to whatever the script left
-// in its group once it has exited (after the grace, while its output is
-// still read). It returns once the script was waited for: no zombie.
-func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
-	grace := orDefault(e.KillGrace, DefaultKillGrace)
-	timer := func() <-chan time.Time { return time.After(grace) }
-	select {
-	case <-c.exited:
-		select {
-		case <-c.answered:
-		case <-ctx.Done():
-		case <-timer():
-			// The script is gone but its output is still read: if
-			// something it started is left in its group, that holds
-			// stdout open.
-			if syscall.Kill(-c.pgid, 0) == nil {
-				c.strays.Store(true)
-				log.Warn("cgi: the script exited, but processes it started hold its output; ending them", "grace", grace)
-			}
-		}
-	case <-ctx.Done():
-		e.terminate(c, grace)
-	case <-c.answered:
-		select {
-		case <-c.exited:
-		case <-ctx.Done():
-			e.terminate(c, grace)
-		case <-timer():
-			log.Warn("cgi: script still running after its answer; ending it", "grace", grace)
-			e.terminate(c, grace)
-		}
-	}
-	<-c.exited
-	syscall.Kill(-c.pgid, syscall.SIGKILL) // strays left in the group
-}
-
-func (e *Executor) terminate(c *child, grace time.Duration) {
-	syscall.Kill(-c.pgid, syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		syscall.Kill(-c.pgid, syscall.SIGKILL)
-	}
-}
-
 // body is the script's stdin: the request body, bounded by MaxBodyBytes.
 func (e *Executor) body(req *bridge.Request) io.Reader {
 	if req.Body == nil {
@@ -636,65 +383,4 @@ func exitStatus(err error) string {
 		return "0"
 	}
 	return err.Error()
-}
-
-// stderrLog turns a script's stderr into log lines, one a line, and copies
-// them to the web server's error log when asked, up to room bytes.
-type stderrLog struct {
-	log         *slog.Logger
-	req         *bridge.Request
-	toWebServer bool
-	partial     []byte // a line without its end yet
-	room        int64  // bytes that may still be logged
-	dropped     int64  // bytes read past room
-}
-
-// maxStderrLine bounds a logged line; the rest of a longer line is dropped.
-const maxStderrLine = 4 << 10
-
-func (s *stderrLog) Write(p []byte) (int, error) {
-	n := len(p)
-	if int64(len(p)) > s.room {
-		s.dropped += int64(len(p)) - s.room
-		p = p[:s.room]
-	}
-	s.room -= int64(len(p))
-	if s.toWebServer && s.req.Stderr != nil && len(p) > 0 {
-		// Best effort: the web server's error log may be gone with the
-		// request; the line still reaches our log below.
-		s.req.Stderr.Write(p)
-	}
-	rest := p
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			if room := maxStderrLine - len(s.partial); room > 0 {
-				s.partial = append(s.partial, rest[:min(room, len(rest))]...)
-			}
-			break
-		}
-		if room := maxStderrLine - len(s.partial); room > 0 {
-			s.partial = append(s.partial, rest[:min(room, i)]...)
-		}
-		s.flush()
-		rest = rest[i+1:]
-	}
-	return n, nil
-}
-
-// flush logs the line held, if any.
-func (s *stderrLog) flush() {
-	if len(s.partial) > 0 {
-		s.log.Warn("cgi: script stderr", "line", string(s.partial))
-		s.partial = s.partial[:0]
-	}
-}
-
-// end logs the line held and, if stderr went past its bound, how much of it
-// was dropped.
-func (s *stderrLog) end() {
-	s.flush()
-	if s.dropped > 0 {
-		s.log.Warn("cgi: script stderr over its bound; the rest was dropped", "dropped_bytes", s.dropped)
-	}
 }

@@ -139,9 +139,7 @@ func newExecutor(t *testing.T, root string, configure func(*Executor)) (*Executo
 
 func TestExecutorRuns(t *testing.T) {
 	root := scripts(t)
-	t.Setenv("CGIRUN_TEST_SECRET", "runner only")
-	e, logs := newExecutor(t, root, func(e *Executor) { e.Env = []string{"PATH", "CGIRUN_TEST_PASSED"} })
-	t.Setenv("CGIRUN_TEST_PASSED", "named in Env")
+	e, logs := newExecutor(t, root, nil)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16) // 10 MiB: both pipes fill
 	tests := []struct {
 		name    string
@@ -166,20 +164,6 @@ func TestExecutorRuns(t *testing.T) {
 			want: func(t *testing.T, body string) {
 				real, _ := filepath.EvalSymlinks(root)
 				check(t, body, real+"\n")
-			}},
-		{name: "environment: CGI variables, no HTTP_PROXY, only named runner variables, raw bytes", status: 200,
-			env: cgiEnv(root, "env.sh", "HTTP_PROXY=http://evil.example:3128", "HTTP_X_RAW=caf\xe9", "PATH_INFO=/p\xff"),
-			want: func(t *testing.T, body string) {
-				for _, want := range []string{"GATEWAY_INTERFACE=CGI/1.1\n", "HTTP_X_RAW=caf\xe9\n", "PATH_INFO=/p\xff\n", "CGIRUN_TEST_PASSED=named in Env\n", "PATH="} {
-					if !strings.Contains(body, want) {
-						t.Errorf("environment lacks %q:\n%s", want, body)
-					}
-				}
-				for _, not := range []string{"HTTP_PROXY", "CGIRUN_TEST_SECRET"} {
-					if strings.Contains(body, not) {
-						t.Errorf("environment holds %s:\n%s", not, body)
-					}
-				}
 			}},
 		{name: "dies before its header: 502 naming the exit status", env: cgiEnv(root, "die.sh"), status: 502,
 			wantLog: "exit status 3"},
@@ -217,60 +201,6 @@ func check(t *testing.T, got, want string) {
 	t.Helper()
 	if got != want {
 		t.Errorf("body = %q, want %q", got, want)
-	}
-}
-
-// TestExecutorRefuses: nothing outside the roots, nothing that is not a
-// regular executable file, and nothing off the allowed list ever runs.
-func TestExecutorRefuses(t *testing.T) {
-	root := scripts(t)
-	outside := t.TempDir()
-	os.WriteFile(filepath.Join(outside, "evil.sh"), []byte("#!/bin/sh\necho pwned > \"$0.ran\"\n"), 0o755)
-	os.Symlink(filepath.Join(outside, "evil.sh"), filepath.Join(root, "link.sh"))
-	os.Symlink(outside, filepath.Join(root, "linkdir"))
-	e, logs := newExecutor(t, root, nil)
-	allowOnly, _ := newExecutor(t, root, func(e *Executor) { e.Allow = []string{filepath.Join(root, "hello.sh")} })
-	tests := []struct {
-		name   string
-		e      *Executor
-		env    bridge.Environ
-		status int
-	}{
-		{"missing", e, cgiEnv(root, "nope.sh"), 404},
-		{"a directory", e, cgiEnv(root, "dir"), 403},
-		{"not executable", e, cgiEnv(root, "noexec.sh"), 403},
-		{"dot-dot out of the root", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + root + "/../" + filepath.Base(outside) + "/evil.sh"}), 403},
-		{"symlink to a file outside", e, cgiEnv(root, "link.sh"), 403},
-		{"symlinked directory outside", e, cgiEnv(root, "linkdir/evil.sh"), 403},
-		{"NUL byte", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + root + "/hello.sh\x00.png"}), 400},
-		{"Apache's proxy:fcgi:// form", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=proxy:fcgi://127.0.0.1:9000" + root + "/hello.sh"}), 403},
-		{"CVE-2019-11043 style newline", e, cgiEnv(root, "hello.sh\n.php"), 404},
-		{"no script named", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET"}), 404},
-		{"DOCUMENT_ROOT+SCRIPT_NAME escaping", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "DOCUMENT_ROOT=" + root, "SCRIPT_NAME=/../" + filepath.Base(outside) + "/evil.sh"}), 403},
-		{"not on the allowed list", allowOnly, cgiEnv(root, "env.sh"), 403},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			resp, _, err := respondScript(t, tt.e, tt.env, nil)
-			if err != nil || resp.Status != tt.status {
-				t.Errorf("answer = %d, %v; want %d", resp.Status, err, tt.status)
-			}
-		})
-	}
-	if _, err := os.Stat(filepath.Join(outside, "evil.sh.ran")); err == nil {
-		t.Errorf("a script outside the root ran")
-	}
-	if !strings.Contains(logs.String(), "outside the roots") {
-		t.Errorf("log lacks the refusal:\n%s", logs)
-	}
-	// The allowed script itself runs.
-	if resp, _, _ := respondScript(t, allowOnly, cgiEnv(root, "hello.sh"), nil); resp.Status != 200 {
-		t.Errorf("the allowed script answered %d", resp.Status)
-	}
-	// DOCUMENT_ROOT+SCRIPT_NAME when SCRIPT_FILENAME is absent.
-	env := bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "DOCUMENT_ROOT=" + root, "SCRIPT_NAME=/hello.sh"})
-	if resp, body, _ := respondScript(t, e, env, nil); resp.Status != 200 || body != "hello " {
-		t.Errorf("DOCUMENT_ROOT+SCRIPT_NAME: %d %q", resp.Status, body)
 	}
 }
 
