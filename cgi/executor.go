@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/defaults"
+	"github.com/cgirun/cgirun/internal/proc"
 )
 
 // Defaults of the Executor's settings.
@@ -200,7 +202,7 @@ func (e *Executor) acquire(ctx context.Context) bool {
 		return true
 	default:
 	}
-	t := time.NewTimer(orDefault(e.QueueTimeout, DefaultQueueTimeout))
+	t := time.NewTimer(defaults.Or(e.QueueTimeout, DefaultQueueTimeout))
 	defer t.Stop()
 	select {
 	case e.slots <- struct{}{}:
@@ -215,13 +217,6 @@ func (e *Executor) release() {
 	if e.slots != nil {
 		<-e.slots
 	}
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // errTimeout is the cause of a script's context when it ran too long.
@@ -285,7 +280,7 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 		// Whatever the script did, it is over: end it, then say why.
 		timedOut := errors.Is(context.Cause(ctx), errTimeout)
 		cancel(err)
-		exit := exitStatus(p.wait())
+		exit := proc.ExitReason(p.wait())
 		switch {
 		case timedOut:
 			log.Warn("cgi: script timed out before its header block", "timeout", e.Timeout, "exit", exit)
@@ -376,11 +371,4 @@ func writeHeader(out bridge.Output, resp *bridge.Response) error {
 	b.WriteString("\r\n")
 	_, err := io.WriteString(out, b.String())
 	return err
-}
-
-func exitStatus(err error) string {
-	if err == nil {
-		return "0"
-	}
-	return err.Error()
 }

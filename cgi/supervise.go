@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/defaults"
 )
 
 // child is a running script.
@@ -33,7 +34,7 @@ func (c *child) wait() error {
 // started may hold stderr open after it exited: that gets the grace, then
 // stderr is closed on it.
 func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *bridge.Request, log *slog.Logger) {
-	grace := orDefault(e.KillGrace, DefaultKillGrace)
+	grace := defaults.Or(e.KillGrace, DefaultKillGrace)
 	room := e.MaxStderrBytes
 	switch {
 	case room == 0:
@@ -72,7 +73,7 @@ func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *brid
 // in its group once it has exited (after the grace, while its output is
 // still read). It returns once the script was waited for: no zombie.
 func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
-	grace := orDefault(e.KillGrace, DefaultKillGrace)
+	grace := defaults.Or(e.KillGrace, DefaultKillGrace)
 	timer := func() <-chan time.Time { return time.After(grace) }
 	select {
 	case <-c.exited:
