@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -292,7 +290,10 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 		log.Warn("cgi: bad answer from the script", "err", err, "exit", exit)
 		return bridge.WriteError(out, http.StatusBadGateway, "")
 	}
-	if err := writeHeader(out, resp); err != nil {
+	// The header block goes out in the bridge's own form: what the
+	// script sent, checked, fields sorted. A local redirect keeps its
+	// missing Status for the front end to follow.
+	if _, err := out.Write(resp.AppendHeader(buf[:0])); err != nil {
 		cancel(err)
 		return err
 	}
@@ -344,31 +345,4 @@ func (e *Executor) body(req *bridge.Request) io.Reader {
 		return io.LimitReader(req.Body, e.MaxBodyBytes)
 	}
 	return req.Body
-}
-
-// writeHeader writes a clean header block for resp: what the script sent,
-// checked, in a fixed form. A local redirect keeps its missing Status for
-// the front end to follow.
-func writeHeader(out bridge.Output, resp *bridge.Response) error {
-	var b strings.Builder
-	if !resp.LocalRedirect {
-		reason := resp.Reason
-		if reason == "" {
-			reason = http.StatusText(resp.Status)
-		}
-		fmt.Fprintf(&b, "Status: %d %s\r\n", resp.Status, reason)
-	}
-	keys := make([]string, 0, len(resp.Header))
-	for k := range resp.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		for _, v := range resp.Header[k] {
-			b.WriteString(k + ": " + v + "\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	_, err := io.WriteString(out, b.String())
-	return err
 }

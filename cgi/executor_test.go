@@ -206,6 +206,46 @@ func check(t *testing.T, got, want string) {
 	}
 }
 
+// TestExecutorHeaderBlock: the header block a script sends reaches the
+// front end in the bridge's own form: a Status line (none for a local
+// redirect), the fields sorted, values byte for byte, CRLF line ends.
+func TestExecutorHeaderBlock(t *testing.T) {
+	root := t.TempDir()
+	e, _ := newExecutor(t, root, nil)
+	tests := []struct {
+		name   string
+		printf string // printf's format: the script's whole output
+		want   string
+	}{
+		{"status, reason and fields sorted", `X-B: 2\nStatus: 418 Teapot\ncontent-type: text/plain\nX-A: 1\n\nbody`,
+			"Status: 418 Teapot\r\nContent-Type: text/plain\r\nX-A: 1\r\nX-B: 2\r\n\r\nbody"},
+		{"a known code without a reason gets its text", `Status: 404\nContent-Type: text/plain\n\n`,
+			"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\n"},
+		{"an unknown code without a reason, as net/http writes it", `Status: 599\nContent-Type: text/plain\n\n`,
+			"Status: 599 status code 599\r\nContent-Type: text/plain\r\n\r\n"},
+		{"no Status: 200", `Content-Type: text/plain\n\nok`,
+			"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok"},
+		{"a client redirect: 302", `Location: https://example.org/\n\n`,
+			"Status: 302 Found\r\nLocation: https://example.org/\r\n\r\n"},
+		{"a local redirect keeps its missing Status", `Location: /elsewhere?x=1\n\n`,
+			"Location: /elsewhere?x=1\r\n\r\n"},
+		{"raw bytes kept", `Content-Type: text/plain\nX-Raw: caf\351\n\n`,
+			"Status: 200 OK\r\nContent-Type: text/plain\r\nX-Raw: caf\xe9\r\n\r\n"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			script := fmt.Sprintf("head%d.sh", i)
+			if err := os.WriteFile(filepath.Join(root, script), []byte("#!/bin/sh\nprintf '"+tt.printf+"'\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			out := new(flushRecorder)
+			if err := e.Respond(context.Background(), &bridge.Request{Env: cgiEnv(root, script)}, out); err != nil || out.String() != tt.want {
+				t.Errorf("Respond(%s) = %v, stream %q; want %q", script, err, out.String(), tt.want)
+			}
+		})
+	}
+}
+
 // alive reports whether the process whose pid a script wrote into file is
 // still there (a zombie counts as gone: it no longer runs).
 func alive(t *testing.T, file string) (bool, int) {
