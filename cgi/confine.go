@@ -21,8 +21,9 @@ type scriptError struct {
 
 func (s *scriptError) Error() string { return s.msg }
 
-// resolve finds the script a request names and checks that it may run.
-func (e *Executor) resolve(env *bridge.Environ) (string, error) {
+// resolve finds the script a request names and checks that it may run;
+// a refusal comes with the status that the client gets.
+func (e *Executor) resolve(env *bridge.Environ) (string, *scriptError) {
 	name := env.Get("SCRIPT_FILENAME")
 	if name == "" {
 		root, script := env.Get("DOCUMENT_ROOT"), env.Get("SCRIPT_NAME")

@@ -168,10 +168,8 @@ func (e *Executor) Respond(ctx context.Context, req *bridge.Request, out bridge.
 		log.Error("cgi: executor misconfigured", "err", err)
 		return bridge.WriteError(out, http.StatusInternalServerError, "")
 	}
-	script, err := e.resolve(&req.Env)
-	if err != nil {
-		var se *scriptError
-		errors.As(err, &se)
+	script, se := e.resolve(&req.Env)
+	if se != nil {
 		log.Warn("cgi: script refused", "status", se.status, "err", se.msg, "uri", req.Env.Get("REQUEST_URI"))
 		return bridge.WriteError(out, se.status, "")
 	}
