@@ -40,8 +40,13 @@ const (
 // nothing runs. The child is started with execve directly (no shell), in
 // the script's directory and its own process group, with the request's
 // CGI variables (never HTTP_PROXY: httpoxy) and only the runner's own
-// variables named in Env. Its stdin is the request body, written while its
-// stdout is read, so a large body and a large response cannot deadlock; its
+// variables named in Env.
+//
+// The script's stdin is the request body, written while its stdout is
+// read, so a large body and a large response cannot deadlock. A request
+// whose Body is nil, a body known to be empty (see bridge.Request.Body),
+// gives the script /dev/null, opened once and shared, and no pipe; any
+// other Body goes through a pipe, also one that turns out to be empty. Its
 // stdout is parsed with bridge.ReadResponse (a script that dies before its
 // header block, or writes a bad one, gets 502) and its body streams to the
 // client as it comes; its stderr goes to the log, and to the web server's
@@ -328,15 +333,10 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	}
 }
 
-// body is the script's stdin: the request body, bounded by MaxBodyBytes.
+// body is the script's stdin: the request body, bounded by MaxBodyBytes;
+// nil when the body is known to be empty.
 func (e *Executor) body(req *bridge.Request) io.Reader {
 	if req.Body == nil {
-		return nil
-	}
-	// A body known to be empty (a FastCGI request whose web server sent
-	// the end of STDIN with its header block, as nginx does for a GET)
-	// needs no pipe.
-	if b, ok := req.Body.(interface{ Empty() bool }); ok && b.Empty() {
 		return nil
 	}
 	if e.MaxBodyBytes > 0 {
