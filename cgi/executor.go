@@ -106,6 +106,9 @@ type Executor struct {
 	roots    []string // Roots, absolute and with symlinks resolved
 	allow    map[string]bool
 	slots    chan struct{}
+	// running counts the scripts started and not yet done with: waited
+	// for, their stderr logged, their group sent its last SIGKILL.
+	running sync.WaitGroup
 }
 
 var _ bridge.Responder = (*Executor)(nil)
@@ -262,7 +265,9 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 	cut := func() bool {
 		return errors.Is(context.Cause(ctx), errTimeout) || parent.Err() != nil || p.strays.Load()
 	}
+	e.running.Add(1)
 	go func() {
+		defer e.running.Done()
 		e.supervise(ctx, p, log)
 		e.release()
 		cancel(nil)

@@ -135,7 +135,59 @@ func newExecutor(t *testing.T, root string, configure func(*Executor)) (*Executo
 	if configure != nil {
 		configure(e)
 	}
+	track(t, e)
 	return e, logs
+}
+
+// waitLimit bounds a test's wait for an event that should come at once.
+const waitLimit = 20 * time.Second
+
+// executors holds every Executor the tests made.
+var executors struct {
+	sync.Mutex
+	list []*Executor
+}
+
+// track adds e to executors and has the test, at its end, check that no
+// script is left a zombie.
+func track(t *testing.T, e *Executor) {
+	executors.Lock()
+	executors.list = append(executors.list, e)
+	executors.Unlock()
+	t.Cleanup(func() { noZombies(t) })
+}
+
+// noZombies waits for the scripts of every executor the tests made, then
+// checks that the test process has no zombie child. Respond returns once
+// the answer is relayed, which can be before its script is waited for; and
+// a test may use several executors, or its parent's.
+func noZombies(t *testing.T) {
+	t.Helper()
+	executors.Lock()
+	list := slices.Clone(executors.list)
+	executors.Unlock()
+	for _, e := range list {
+		waitScripts(t, e)
+	}
+	if z := zombies(); len(z) > 0 {
+		t.Errorf("zombie children of the test process: %v", z)
+	}
+}
+
+// waitScripts waits until every script e started is done with: waited for,
+// its stderr logged, its group killed.
+func waitScripts(t *testing.T, e *Executor) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		e.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		t.Fatalf("scripts still running %v after their answers", waitLimit)
+	}
 }
 
 func TestExecutorRuns(t *testing.T) {
@@ -566,20 +618,12 @@ func openFDs(t *testing.T) []string {
 	return fds
 }
 
-// TestNoZombies runs last in this file's order of declaration: every child
-// the executor started has been waited for.
-func TestNoZombies(t *testing.T) {
-	if z := zombies(t); len(z) > 0 {
-		t.Errorf("zombie children of the test process: %v", z)
-	}
-}
-
-// zombies lists the zombie children of this process.
-func zombies(t *testing.T) []int {
-	t.Helper()
+// zombies lists the zombie children of this process; none where there is
+// no /proc.
+func zombies() []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		t.Skipf("no /proc: %v", err)
+		return nil
 	}
 	var z []int
 	me := os.Getpid()
