@@ -298,22 +298,30 @@ func TestExecutorHeaderBlock(t *testing.T) {
 	}
 }
 
-// alive reports whether the process whose pid a script wrote into file is
-// still there (a zombie counts as gone: it no longer runs).
-func alive(t *testing.T, file string) (bool, int) {
+// readPID reads the pid a script wrote into file.
+func readPID(t *testing.T, file string) int {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatalf("the script wrote no pid: %v", err)
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("the script wrote %q, not a pid", b)
+	}
+	return pid
+}
+
+// running reports whether process pid is still there (a zombie counts as
+// gone: it no longer runs).
+func running(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false, pid
+		return false
 	}
 	// The state follows the command name in parentheses.
 	_, after, _ := strings.Cut(string(stat), ") ")
-	return !strings.HasPrefix(after, "Z"), pid
+	return !strings.HasPrefix(after, "Z")
 }
 
 func TestExecutorEndsScripts(t *testing.T) {
@@ -335,7 +343,7 @@ func TestExecutorEndsScripts(t *testing.T) {
 			if resp.Status != tt.status {
 				t.Errorf("status = %d, want %d", resp.Status, tt.status)
 			}
-			if running, pid := alive(t, pidFile); running {
+			if pid := readPID(t, pidFile); running(pid) {
 				t.Errorf("script process %d still runs after the answer", pid)
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
@@ -345,25 +353,40 @@ func TestExecutorEndsScripts(t *testing.T) {
 	}
 
 	t.Run("client gone: group killed", func(t *testing.T) {
-		pidFile := filepath.Join(t.TempDir(), "pid")
+		// The script writes its pid into a fifo: the test reads it once
+		// the script runs.
+		fifo := filepath.Join(t.TempDir(), "pid")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		e, _ := newExecutor(t, root, nil)
 		go func() {
-			done <- e.Respond(ctx, &bridge.Request{Env: cgiEnv(root, "stubborn.sh", "QUERY_STRING="+pidFile)}, new(flushRecorder))
+			done <- e.Respond(ctx, &bridge.Request{Env: cgiEnv(root, "stubborn.sh", "QUERY_STRING="+fifo)}, new(flushRecorder))
 		}()
-		// The script writes its pid before anything else; wait for it.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
-				break
+		read := make(chan []byte, 1)
+		go func() {
+			// Blocks until the script has opened the fifo, written and
+			// closed it.
+			b, _ := os.ReadFile(fifo)
+			read <- b
+		}()
+		var pid int
+		select {
+		case b := <-read:
+			var err error
+			if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+				t.Fatalf("the script wrote %q, not a pid", b)
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("the script never started")
-			}
+		case err := <-done:
+			t.Fatalf("Respond = %v before the script started", err)
+		case <-time.After(waitLimit):
+			t.Fatal("the script never started")
 		}
 		cancel()
 		<-done
-		if running, pid := alive(t, pidFile); running {
+		if running(pid) {
 			t.Errorf("script process %d still runs after the client went", pid)
 		}
 	})
@@ -376,12 +399,15 @@ func TestExecutorEndsScripts(t *testing.T) {
 		if resp.Status != 200 || body != "partial" || !errors.Is(err, bridge.ErrCutShort) {
 			t.Errorf("answer = %d %q %v; want 200 %q cut short", resp.Status, body, err, "partial")
 		}
-		_, pid := alive(t, pidFile)
-		// SIGKILL takes effect asynchronously: poll, bounded.
-		for deadline := time.Now().Add(10 * time.Second); len(groupRunning(t, pid)) > 0; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("processes of the script's group %d still run: %v", pid, groupRunning(t, pid))
-			}
+		pid := readPID(t, pidFile)
+		// The strays are not this process's children: their end is
+		// seen through their pidfds.
+		waitScripts(t, e) // the group was sent its SIGKILL
+		for _, stray := range groupRunning(t, pid) {
+			waitExit(t, stray)
+		}
+		if left := groupRunning(t, pid); len(left) > 0 {
+			t.Errorf("processes of the script's group %d still run: %v", pid, left)
 		}
 		if !strings.Contains(logs.String(), "hold its output") {
 			t.Errorf("log lacks the strays:\n%s", logs)
@@ -395,14 +421,10 @@ func TestExecutorEndsScripts(t *testing.T) {
 		if err != nil || resp.Status != 200 || body != "done" {
 			t.Errorf("answer = %d %q %v", resp.Status, body, err)
 		}
-		// supervise ends it after the grace (200 ms); poll for that.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if running, _ := alive(t, pidFile); !running {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the lingering script was never ended")
-			}
+		// supervise ends it after the grace (200 ms), then waits for it.
+		waitScripts(t, e)
+		if pid := readPID(t, pidFile); running(pid) {
+			t.Errorf("the lingering script %d was never ended", pid)
 		}
 	})
 }
@@ -510,9 +532,7 @@ func TestExecutorLimits(t *testing.T) {
 		}
 		// Respond does not wait for stderr to end: the last line comes
 		// when the script is gone.
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "dropped_bytes") && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitScripts(t, e)
 		if !strings.Contains(logs.String(), "dropped_bytes=1047476") {
 			t.Errorf("no line telling the 1048576-1100 bytes dropped; log:\n%s", logs)
 		}
