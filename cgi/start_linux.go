@@ -16,12 +16,12 @@ import (
 // a goroutine of its own, while run reads stdout: a large body and a large
 // answer cannot deadlock.
 //
-// This is os.StartProcess done with fewer system calls, which is most of
-// what a request costs the runner: the pipes are made close-on-exec by
-// pipe2, the child's ends stay plain descriptors (os.Pipe would make them
-// non-blocking and register them with the poller, then StartProcess would
-// make them blocking again), and the script is waited for with wait4 on
-// its pid, which is safe: the pid is not reused before that wait.
+// It does os.StartProcess's work without its detours: the pipes are made
+// close-on-exec by pipe2, the child's ends stay plain descriptors (os.Pipe
+// would make them non-blocking and register them with the poller, then
+// StartProcess would make them blocking again), and the script is waited
+// for with wait4 on its pid, which is safe: the pid is not reused before
+// that wait.
 func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
@@ -103,9 +103,8 @@ func closeFDs(fds ...int) {
 // it as an *os.File that the runtime's poller serves: a read waiting for
 // the script parks its goroutine, not a thread, and Close ends that read.
 func pollable(fd int, name string) *os.File {
-	// One fcntl, where syscall.SetNonblock makes two: the pipe has no
-	// other status flag to keep. Should it fail, the file still works,
-	// with blocking reads.
+	// F_SETFL without F_GETFL first: the pipe has no other status flag
+	// to keep. Should it fail, the file still works, with blocking reads.
 	syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFL, syscall.O_NONBLOCK)
 	return os.NewFile(uintptr(fd), name)
 }
@@ -126,10 +125,10 @@ func wait4(pid int) error {
 }
 
 // copyStdin writes the request body to fd, the script's stdin, and closes
-// it. fd joins the poller only once the body has bytes: an empty body, most
-// requests, costs no more than a close, and a script that does not read a
-// large one holds up a parked goroutine, not a thread blocked in write. A
-// script that exits without reading its stdin ends the copy (EPIPE).
+// it. fd joins the poller only once the body has bytes: an empty body
+// costs only a close, and a script that does not read a large one holds
+// up a parked goroutine, not a thread blocked in write. A script that
+// exits without reading its stdin ends the copy (EPIPE).
 func copyStdin(fd int, body io.Reader) {
 	// The first read goes to a small buffer; a pipe-sized one is taken
 	// only for a body that has bytes.
