@@ -17,7 +17,9 @@
 // any language's CGI scripts over FastCGI or HTTP. It confines scripts to
 // their roots, runs them in their own process group with a clean
 // environment, streams both ways at once, bounds time, concurrency, body
-// and header sizes, and waits for every child.
+// and header sizes, and waits for every child. Handler puts it behind
+// net/http: an http.Handler that serves a directory of CGI executables, as
+// Apache's mod_cgi serves a cgi-bin, local redirects included.
 //
 // Not supported: NPH ("nph-") programs, which write a raw HTTP response,
 // on either side.

@@ -2,21 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"path"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/cgi"
 	"github.com/cgirun/cgirun/internal/serve"
 )
@@ -82,14 +73,15 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := exec.Validate(); err != nil {
+	ch := &cgi.Handler{Root: root, Executor: exec, PassAuth: cfg.PassAuth, Logger: log}
+	if err := ch.Validate(); err != nil {
 		return &usageError{err}
 	}
 	l, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return err
 	}
-	h := &cgiHandler{root: root, exec: exec, passAuth: cfg.PassAuth, log: log}
+	h := &cgiHandler{cgi: ch, log: log}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -116,170 +108,20 @@ func (cfg *httpConfig) validate() error {
 	return cfg.ScriptConfig.validate()
 }
 
-// maxLocalRedirects bounds the local redirects followed for one request;
-// past it the client gets 500.
-const maxLocalRedirects = 10
-
-// cgiHandler runs the CGI script that a request's path names under root.
+// cgiHandler runs the CGI scripts under a directory and logs each request.
 type cgiHandler struct {
-	root     string // absolute
-	exec     *cgi.Executor
-	passAuth bool
-	log      *slog.Logger
+	cgi *cgi.Handler
+	log *slog.Logger
 }
 
 func (h *cgiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	// The script's header block may go out before the script reads its
-	// stdin; without this, net/http would then discard the unread body.
-	http.NewResponseController(w).EnableFullDuplex()
 	sw := &statusWriter{ResponseWriter: w}
 	uri := r.RequestURI
 	defer func() {
 		h.log.Info("cgirun: request", "method", r.Method, "uri", uri, "status", sw.status, "bytes", sw.n, "remote", r.RemoteAddr, "duration", time.Since(start))
 	}()
-	for n := 0; ; n++ {
-		loc := h.serveOnce(sw, r)
-		if loc == "" {
-			return
-		}
-		if n == maxLocalRedirects {
-			h.log.Error("cgirun: too many local redirects", "uri", uri, "max", maxLocalRedirects)
-			http.Error(sw, "500 Internal Server Error: too many local redirects", http.StatusInternalServerError)
-			return
-		}
-		next, err := localRedirect(r, loc)
-		if err != nil {
-			h.log.Error("cgirun: bad local redirect", "uri", r.RequestURI, "location", loc, "err", err)
-			http.Error(sw, "500 Internal Server Error", http.StatusInternalServerError)
-			return
-		}
-		r = next
-	}
-}
-
-// serveOnce answers r with the script its path names. It returns the path
-// of a local redirect, with nothing sent, or "" when it answered.
-func (h *cgiHandler) serveOnce(w http.ResponseWriter, r *http.Request) string {
-	scriptName, pathInfo, file, status := findScript(h.root, r.URL.Path)
-	if status != 0 {
-		if status == http.StatusForbidden {
-			h.log.Warn("cgirun: path refused", "path", r.URL.Path)
-		}
-		http.Error(w, http.StatusText(status), status)
-		return ""
-	}
-	env := bridge.EnvironFromHTTP(r, scriptName, pathInfo)
-	env.Set("SERVER_SOFTWARE", "cgirun")
-	env.Set("DOCUMENT_ROOT", h.root)
-	env.Set("SCRIPT_FILENAME", file)
-	if pathInfo != "" {
-		env.Set("PATH_TRANSLATED", filepath.Join(h.root, filepath.FromSlash(pathInfo)))
-	}
-	if auth := r.Header.Get("Authorization"); h.passAuth && auth != "" {
-		env.Set("HTTP_AUTHORIZATION", auth)
-	}
-	req := &bridge.Request{Env: env, IsScript: true}
-	if r.ContentLength != 0 {
-		req.Body = r.Body
-	}
-	out := bridge.NewHTTPOutput(w, 0)
-	err := h.exec.Respond(r.Context(), req, out)
-	if resp := out.Response(); resp != nil && resp.LocalRedirect {
-		return resp.Header.Get("Location")
-	}
-	if err == nil {
-		err = out.Close()
-	}
-	if err == nil {
-		return ""
-	}
-	if !out.Committed() {
-		h.log.Error("cgirun: no answer from the script", "script", file, "err", err)
-		http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
-		return ""
-	}
-	// The status went out: the client must not take what it got for the
-	// whole response. net/http closes the connection quietly.
-	h.log.Warn("cgirun: response cut short", "script", file, "err", err)
-	panic(http.ErrAbortHandler)
-}
-
-// findScript maps a decoded URL path to the script it names under root, as
-// Apache's mod_cgi does: the segments are walked from the root, and the
-// first one that names a regular file is the script. It returns the
-// script's URL path (SCRIPT_NAME), the rest (PATH_INFO, keeping a
-// trailing slash), its file name, and a status: 0 when found, else 400 for
-// a malformed path, 403 for a ".." segment or a path through something
-// that is neither a directory nor a file, 404 for nothing there or a
-// directory.
-//
-// A ".." segment is refused before anything is looked up, so that neither
-// "/../x" nor "/%2e%2e/x" (decoded by then) can leave root; the cleaned
-// path is joined to root and checked to stay inside it as well. Symbolic
-// links are followed here; the Executor then refuses a script that
-// resolves outside its roots.
-func findScript(root, urlPath string) (scriptName, pathInfo, file string, status int) {
-	if !strings.HasPrefix(urlPath, "/") || strings.IndexByte(urlPath, 0) >= 0 {
-		return "", "", "", http.StatusBadRequest
-	}
-	for _, seg := range strings.Split(urlPath, "/") {
-		if seg == ".." {
-			return "", "", "", http.StatusForbidden
-		}
-	}
-	clean := path.Clean(urlPath)
-	if clean == "/" {
-		return "", "", "", http.StatusNotFound
-	}
-	segs := strings.Split(clean[1:], "/")
-	cur := root
-	for i, seg := range segs {
-		cur = filepath.Join(cur, seg)
-		if !strings.HasPrefix(cur, strings.TrimSuffix(root, "/")+"/") {
-			return "", "", "", http.StatusForbidden
-		}
-		fi, err := os.Stat(cur)
-		switch {
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
-			return "", "", "", http.StatusNotFound
-		case err != nil:
-			return "", "", "", http.StatusForbidden
-		case fi.IsDir():
-			continue
-		case !fi.Mode().IsRegular():
-			return "", "", "", http.StatusForbidden
-		}
-		scriptName = "/" + strings.Join(segs[:i+1], "/")
-		if rest := segs[i+1:]; len(rest) > 0 {
-			pathInfo = "/" + strings.Join(rest, "/")
-		}
-		if strings.HasSuffix(urlPath, "/") {
-			pathInfo += "/"
-		}
-		return scriptName, pathInfo, cur, 0
-	}
-	return "", "", "", http.StatusNotFound // a directory, and no script
-}
-
-// localRedirect returns the GET request for loc, the path of a local
-// redirect response, in place of r (RFC 3875 section 6.2.2).
-func localRedirect(r *http.Request, loc string) (*http.Request, error) {
-	loc, _, _ = strings.Cut(loc, "#")
-	u, err := url.ParseRequestURI(loc)
-	if err != nil {
-		return nil, err
-	}
-	next := r.Clone(r.Context())
-	next.Method = http.MethodGet
-	next.URL = u
-	next.RequestURI = loc
-	next.Body = http.NoBody
-	next.ContentLength = 0
-	next.TransferEncoding = nil
-	next.Header.Del("Content-Type")
-	next.Header.Del("Content-Length")
-	return next, nil
+	h.cgi.ServeHTTP(sw, r)
 }
 
 // statusWriter notes the status and the body size for the access log.
