@@ -3,6 +3,7 @@ package cgi
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/internal/defaults"
@@ -49,6 +51,11 @@ const DefaultMaxLocalRedirects = 10
 // answer streams to the client; a script that fails before its header
 // block gets 502, one that fails after it has its response cut short (the
 // connection is closed, through http.ErrAbortHandler).
+//
+// The request body is the script's stdin until the script has answered.
+// Then the Handler reads what the script left of it, so that the
+// connection can carry the next request, and gives the client up to the
+// Executor's KillGrace to send it.
 //
 // A script that answers with a local redirect (a Location path and no
 // Status, RFC 3875 section 6.2.2) has that path served in its place, as a
@@ -175,7 +182,9 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	// the script gets /dev/null.
 	req := &bridge.Request{Env: env, IsScript: true}
 	if r.ContentLength != 0 {
-		req.Body = r.Body
+		body := &requestBody{r: r.Body}
+		defer body.stop(http.NewResponseController(w), defaults.Or(h.exec.KillGrace, DefaultKillGrace))
+		req.Body = body
 	}
 	out := bridge.NewHTTPOutput(w, 0)
 	err := h.exec.Respond(r.Context(), req, out)
@@ -197,6 +206,47 @@ func (h *Handler) serveOnce(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	// whole response. net/http closes the connection quietly.
 	log.Warn("cgi: response cut short", "script", file, "err", err)
 	panic(http.ErrAbortHandler)
+}
+
+// errRequestOver is what the script's stdin copier reads once the handler
+// is done with the request.
+var errRequestOver = errors.New("cgi: the request is over")
+
+// requestBody is the script's stdin, an HTTP request's body, until stop.
+// net/http forbids reading the body once ServeHTTP returns, and the
+// executor's stdin copier may still be reading it after the script's
+// answer, waiting for bytes the script never wanted.
+type requestBody struct {
+	mu   sync.Mutex // held by a Read
+	r    io.ReadCloser
+	done bool
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, errRequestOver
+	}
+	return b.r.Read(p)
+}
+
+// stop ends the reads of the body, then closes it, which reads what the
+// script left of it, while the handler still runs: after
+// EnableFullDuplex, net/http would do that once the handler returned, and
+// then meet its own next read of the connection and panic
+// (golang/go#68560). The client gets grace to send that rest, and a read
+// in flight the same: a read deadline cuts what waits longer. The
+// deadline is lifted after: net/http's own read, which watches for the
+// client going away, must not end the request.
+func (b *requestBody) stop(rc *http.ResponseController, grace time.Duration) {
+	// Without deadlines (ErrNotSupported), the wait is the client's.
+	rc.SetReadDeadline(time.Now().Add(grace))
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+	b.r.Close()
+	rc.SetReadDeadline(time.Time{})
 }
 
 // findScript maps a decoded URL path to the script it names under root, as

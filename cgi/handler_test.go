@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,6 +80,12 @@ func cgiBin(t *testing.T) (root, marker string) {
 // for its scripts. A nil h.Logger becomes one into the returned log.
 func serveHandler(t *testing.T, h *Handler) (*httptest.Server, *syncLog) {
 	t.Helper()
+	return serveFront(t, h, h)
+}
+
+// serveFront is serveHandler with front, a handler around h, serving.
+func serveFront(t *testing.T, h *Handler, front http.Handler) (*httptest.Server, *syncLog) {
+	t.Helper()
 	logs := new(syncLog)
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -86,9 +94,17 @@ func serveHandler(t *testing.T, h *Handler) (*httptest.Server, *syncLog) {
 		t.Fatalf("Validate() = %v", err)
 	}
 	// Cleanups run last first: the server ends its requests, then the
-	// scripts are waited for.
+	// scripts are waited for, then the server's own log is read.
+	serverLog := new(syncLog)
+	t.Cleanup(func() {
+		if strings.Contains(serverLog.String(), "panic") {
+			t.Errorf("the HTTP server logged a panic:\n%s", serverLog)
+		}
+	})
 	track(t, h.exec)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(front)
+	srv.Config.ErrorLog = log.New(serverLog, "", 0)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, logs
 }
@@ -421,6 +437,102 @@ func TestHandlerBodyAfterTheAnswerStarts(t *testing.T) {
 	send.Close()
 	if rest, err := io.ReadAll(br); len(rest) != 0 || err != nil {
 		t.Errorf("POST /duplex.cgi rest = %q, %v; want the end", rest, err)
+	}
+}
+
+// bodyWatch is an HTTP request's body that counts the reads in flight and
+// those begun once its handler returned.
+type bodyWatch struct {
+	io.ReadCloser
+	inFlight, late atomic.Int32
+	over           atomic.Bool
+}
+
+func (b *bodyWatch) Read(p []byte) (int, error) {
+	if b.over.Load() {
+		b.late.Add(1)
+	}
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	return b.ReadCloser.Read(p)
+}
+
+// TestHandlerStopsReadingTheBody: a script that answers without reading
+// its stdin leaves the executor's stdin copier waiting for the client's
+// body; the Handler ends that read, after the grace, before it returns,
+// since net/http forbids reading the body after ServeHTTP (its next read
+// of the connection would meet ours and panic).
+func TestHandlerStopsReadingTheBody(t *testing.T) {
+	root := t.TempDir()
+	writeScript(t, filepath.Join(root, "quick.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nquick'\n")
+	e, _ := newExecutor(t, root, nil) // KillGrace 200ms
+	h := &Handler{Root: root, Executor: e}
+	watches := make(chan *bodyWatch, 1)
+	inFlight := make(chan int32, 1)
+	srv, _ := serveFront(t, h, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := &bodyWatch{ReadCloser: r.Body}
+		r.Body = b
+		watches <- b
+		h.ServeHTTP(w, r)
+		inFlight <- b.inFlight.Load()
+		b.over.Store(true)
+	}))
+	// The body never comes: the client sends its header block and waits.
+	body, send := io.Pipe()
+	defer send.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL+"/quick.cgi", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /quick.cgi: %v", err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != "quick" || err != nil {
+		t.Errorf("POST /quick.cgi = %d %q, %v; want 200 %q", resp.StatusCode, got, err, "quick")
+	}
+	if n := <-inFlight; n != 0 {
+		t.Errorf("reads of the request body in flight when ServeHTTP returned = %d, want 0", n)
+	}
+	send.CloseWithError(errors.New("the test is over"))
+	srv.Close() // waits for the connection's goroutine
+	if n := (<-watches).late.Load(); n != 0 {
+		t.Errorf("reads of the request body begun after ServeHTTP returned = %d, want 0", n)
+	}
+}
+
+// TestHandlerUnreadBody: requests whose scripts answer without reading
+// their body, one after the other on a kept-alive connection, all get
+// their answer, and the server never panics (golang/go#68560: after
+// EnableFullDuplex, net/http's own reading of an unread body once the
+// handler returned raced with its read of the next request).
+func TestHandlerUnreadBody(t *testing.T) {
+	root := t.TempDir()
+	writeScript(t, filepath.Join(root, "quick.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nquick'\n")
+	srv, _ := serveHandler(t, &Handler{Root: root}) // its cleanup reads the server's log
+	for i := range 100 {
+		if status, body := fetch(t, "POST", srv.URL+"/quick.cgi", "a body nobody reads", nil); status != 200 || body != "quick" {
+			t.Fatalf("POST /quick.cgi #%d = %d %q, want 200 %q", i, status, body, "quick")
+		}
+	}
+}
+
+// TestHandlerKeepsTheRequestAfterItsBody: once the body is done with, the
+// request lives on for as long as its local redirects take, longer than
+// the grace the body's rest got.
+func TestHandlerKeepsTheRequestAfterItsBody(t *testing.T) {
+	root := t.TempDir()
+	writeScript(t, filepath.Join(root, "form.cgi"), "#!/bin/sh\ncat >/dev/null\nprintf 'Location: /slow.cgi\\r\\n\\r\\n'\n")
+	// It takes longer than KillGrace to answer.
+	writeScript(t, filepath.Join(root, "slow.cgi"), "#!/bin/sh\nsleep 0.5\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow'\n")
+	e, _ := newExecutor(t, root, nil) // KillGrace 200ms
+	srv, _ := serveHandler(t, &Handler{Root: root, Executor: e})
+	if status, body := fetch(t, "POST", srv.URL+"/form.cgi", "a=1", nil); status != 200 || body != "slow" {
+		t.Errorf("POST /form.cgi = %d %q, want 200 %q", status, body, "slow")
 	}
 }
 
