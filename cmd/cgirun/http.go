@@ -116,36 +116,10 @@ type cgiHandler struct {
 
 func (h *cgiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	rec := serve.NewStatusRecorder(w)
 	uri := r.RequestURI
 	defer func() {
-		h.log.Info("cgirun: request", "method", r.Method, "uri", uri, "status", sw.status, "bytes", sw.n, "remote", r.RemoteAddr, "duration", time.Since(start))
+		h.log.Info("cgirun: request", "method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start))
 	}()
-	h.cgi.ServeHTTP(sw, r)
+	h.cgi.ServeHTTP(rec, r)
 }
-
-// statusWriter notes the status and the body size for the access log.
-// Unwrap lets http.ResponseController reach Flush.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	n      int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
