@@ -238,27 +238,28 @@ func (s *Server) serveCGI() error {
 // when ctx ends first (then Close cuts what is left). Serve then returns
 // ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	inner := s.inner
-	s.shut = true
-	s.mu.Unlock()
-	if inner == nil {
-		return nil
+	if inner := s.stop(); inner != nil {
+		return inner.Shutdown(ctx)
 	}
-	return inner.Shutdown(ctx)
+	return nil
 }
 
 // Close stops the server at once: the listeners and every connection are
 // closed, and requests in flight get no answer.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	inner := s.inner
-	s.shut = true
-	s.mu.Unlock()
-	if inner == nil {
-		return nil
+	if inner := s.stop(); inner != nil {
+		return inner.Close()
 	}
-	return inner.Close()
+	return nil
+}
+
+// stop marks s shut down, so that it never listens after, and returns
+// what serves, nil before Listen.
+func (s *Server) stop() serve.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shut = true
+	return s.inner
 }
 
 // Upgrade starts a new copy of the program on the server's FastCGI sockets
