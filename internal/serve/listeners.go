@@ -34,7 +34,8 @@ type ListenerSet struct {
 // mod_fcgid), then systemd's (LISTEN_FDS), then a new socket on addr
 // (unix:/path, created with mode, or tcp:host:port or host:port). The
 // sockets a process was handed come first: whoever handed them sends the
-// requests there. An addr that is not used is logged as ignored. With no
+// requests there. An addr that is not used for fd 0's or systemd's
+// sockets is logged as ignored. With no
 // socket and no addr, the set is empty. what names the setting addr comes
 // from, in errors and the log.
 //
@@ -51,8 +52,11 @@ func Listen(addr, what string, mode fs.FileMode, stdin io.Reader, log *slog.Logg
 	set := ListenerSet{Listeners: lns, Ready: ready}
 	switch {
 	case len(lns) > 0:
+		// The sockets of the process this one replaces, addr's among
+		// them: nothing is ignored.
 		set.Where = fmt.Sprintf("sockets inherited from pid %d", os.Getppid())
-	case stdinIsListening(stdin):
+		return set, nil
+	case StdinIsListening(stdin):
 		l, err := stdinListener(stdin.(*os.File))
 		if err != nil {
 			return ListenerSet{}, err
@@ -84,9 +88,7 @@ func Listen(addr, what string, mode fs.FileMode, stdin io.Reader, log *slog.Logg
 
 // StdinIsListening reports whether stdin is a listening socket, as
 // spawn-fcgi and mod_fcgid start a FastCGI application.
-func StdinIsListening(stdin io.Reader) bool { return stdinIsListening(stdin) }
-
-func stdinIsListening(stdin io.Reader) bool {
+func StdinIsListening(stdin io.Reader) bool {
 	f, ok := stdin.(*os.File)
 	if !ok || f == nil {
 		return false

@@ -58,6 +58,7 @@ func TestListenOrder(t *testing.T) {
 		{name: "stdin alone", stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0"},
 		{name: "stdin before the address", addr: addr, stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0", wantLog: "CGIRUN_FASTCGI is ignored"},
 		{name: "an upgrade's before stdin", stdin: stdin, inherit: true, wantPath: inheritedPath, wantWhere: "sockets inherited from pid"},
+		{name: "an upgrade's are the address's own", addr: addr, stdin: devNull, inherit: true, wantPath: inheritedPath, wantWhere: "sockets inherited from pid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
