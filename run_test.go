@@ -43,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad log format", map[string]string{"CGIRUN_LOG_FORMAT": "xml"}, "CGIRUN_LOG_FORMAT"},
 		{"bad duration", map[string]string{"CGIRUN_SHUTDOWN_GRACE": "soon"}, "SHUTDOWN_GRACE"},
 		{"negative count", map[string]string{"CGIRUN_MAX_CONNS": "-1"}, "CGIRUN_MAX_CONNS"},
+		{"negative upgrade timeout", map[string]string{"CGIRUN_UPGRADE_TIMEOUT": "-1s"}, "CGIRUN_UPGRADE_TIMEOUT"},
 		{"cert without key", map[string]string{"CGIRUN_TLS_CERT": "cert.pem"}, "CGIRUN_TLS_KEY"},
 		{"an unprefixed name is not read", map[string]string{"FASTCGI": "nowhere", "HTTP": "x"}, ""},
 	}

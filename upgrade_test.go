@@ -273,7 +273,7 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	tests := []struct {
 		mode           string
 		timeout        time.Duration // of the context given to upgrade.Start
-		upgradeTimeout time.Duration // upgrade.Start's own bound (CGIRUN_UPGRADE_TIMEOUT)
+		upgradeTimeout time.Duration // CGIRUN_UPGRADE_TIMEOUT
 		want           string        // in the error
 	}{
 		{mode: "fail", timeout: 20 * time.Second, want: "exit status 3"},
@@ -290,7 +290,11 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 				t.Setenv(upgradeChildEnv, "serve")
 			}
 			sock := filepath.Join(dir, "app.sock")
-			cfg := testConfig(t, map[string]string{"CGIRUN_FASTCGI": "unix:" + sock})
+			env := map[string]string{"CGIRUN_FASTCGI": "unix:" + sock}
+			if tt.upgradeTimeout > 0 {
+				env["CGIRUN_UPGRADE_TIMEOUT"] = tt.upgradeTimeout.String()
+			}
+			cfg := testConfig(t, env)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "parent") })
 			s := startServer(t, cfg, h, Options{Logger: slog.New(slog.DiscardHandler)})
 			lns := s.lns
@@ -307,7 +311,14 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(t.Context(), tt.timeout)
 			defer cancel()
-			pid, err := upgrade.Start(ctx, lns, tt.upgradeTimeout)
+			var pid int
+			var err error
+			if tt.mode == "bad variable" {
+				pid, err = upgrade.Start(ctx, lns, 0)
+			} else {
+				// Through the Server: CGIRUN_UPGRADE_TIMEOUT applies.
+				pid, err = s.Upgrade(ctx)
+			}
 			if err == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 				t.Fatalf("Upgrade = pid %d, want an error", pid)
