@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +13,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/yookoala/gofast"
+	"github.com/cgirun/cgirun/bridge"
 )
 
 // probeConfig is the configuration of "cgirun probe".
@@ -88,58 +91,94 @@ func (c *cli) probe(ctx context.Context, args []string) error {
 		return usagef("--timeout (CGIRUN_PROBE_TIMEOUT) = %v: want more than 0", cfg.ProbeTimeout)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, cfg.ProbeTimeout)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
-	var conn *probeConn
-	dial := func() (net.Conn, error) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		nc.SetDeadline(deadline)
-		// SIGTERM or SIGINT ends the exchange at once.
-		stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
-		conn = &probeConn{Conn: nc, stop: stop}
-		return conn, nil
-	}
-	client, err := gofast.SimpleClientFactory(dial)()
-	if err != nil {
-		return fmt.Errorf("%s: %w", addr, err)
-	}
-	defer client.Close()
-	req := gofast.NewRequest(nil)
-	req.Params = params
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", addr, err)
-	}
-	pw := &probeWriter{out: c.stdout, header: make(http.Header)}
-	var stderr bytes.Buffer
-	err = resp.WriteTo(pw, &stderr)
-	if cerr := conn.failure(); cerr != nil {
-		// A read or write that failed (timeout, reset, the server hung
-		// up before FCGI_END_REQUEST) says more than gofast's "no
-		// headers".
-		err = cerr
-	}
-	if stderr.Len() > 0 {
-		for _, line := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
-			fmt.Fprintf(c.stderr, "cgirun probe: stderr: %s\n", line)
-		}
-	}
-	if err != nil || pw.status == 0 {
-		if err == nil {
-			err = errors.New("no answer")
-		}
+	if err := c.exchange(ctx, network, address, cfg.ProbeTimeout, params); err != nil {
 		return fmt.Errorf("%s %s: %w", addr, target, err)
 	}
-	if err := pw.sendHead(); err != nil {
+	return nil
+}
+
+// exchange sends the request with params to the FastCGI server at
+// network, address and prints the answer. The whole exchange ends when
+// timeout passes or ctx ends, whatever the server does: the connection's
+// deadline ends any read or write. It returns exitCode(exitFailure) for an
+// answer outside 2xx and 3xx.
+func (c *cli) exchange(parent context.Context, network, address string, timeout time.Duration, params map[string]string) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return probeFailure(parent, "no answer", timeout, err)
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return fmt.Errorf("setting the deadline: %w", err)
+	}
+	// SIGTERM or SIGINT ends the exchange at once.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	var stderr probeStderr
+	defer stderr.print(c.stderr)
+	if _, err := conn.Write(probeRequest(params)); err != nil {
+		return probeFailure(parent, "no answer", timeout, fmt.Errorf("sending the request: %w", err))
+	}
+	stdout := &probeStdout{r: conn, stderr: &stderr}
+	br := bufio.NewReader(stdout)
+	resp, err := bridge.ReadResponse(br, 0)
+	switch {
+	case stdout.err != nil && stdout.err != io.EOF:
+		return probeFailure(parent, "no answer", timeout, stdout.err)
+	case errors.Is(err, bridge.ErrNoHeader):
+		return fmt.Errorf("the answer had no CGI header block: its stdout ended after %d bytes without the empty line that ends one; stdout %s", stdout.size, stdout.excerpt())
+	case err != nil:
+		return fmt.Errorf("the answer had no valid CGI header block: %w; stdout %s", err, stdout.excerpt())
+	}
+	status := resp.Status
+	if resp.LocalRedirect {
+		status = http.StatusFound
+	}
+	if err := printHead(c.stdout, status, resp.Header); err != nil {
 		return err
 	}
-	if pw.status < 200 || pw.status > 399 {
+	if _, err := io.Copy(c.stdout, br); err != nil {
+		if stdout.err != nil && stdout.err != io.EOF {
+			return probeFailure(parent, "the answer did not end", timeout, stdout.err)
+		}
+		return fmt.Errorf("printing the answer: %w", err)
+	}
+	if status < 200 || status > 399 {
 		return exitCode(exitFailure)
+	}
+	return nil
+}
+
+// probeFailure says why the exchange failed: ctx ended (a signal), the
+// timeout passed before what, or err.
+func probeFailure(parent context.Context, what string, timeout time.Duration, err error) error {
+	switch {
+	case parent.Err() != nil:
+		return fmt.Errorf("stopped: %w", context.Cause(parent))
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s within --timeout %v: %w", what, timeout, err)
+	}
+	return err
+}
+
+// printHead prints "HTTP <status> <text>", the header fields in sorted
+// order and an empty line.
+func printHead(w io.Writer, status int, header http.Header) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "HTTP %d %s\n", status, http.StatusText(status))
+	for _, k := range slices.Sorted(maps.Keys(header)) {
+		for _, v := range header[k] {
+			fmt.Fprintf(&b, "%s: %s\n", k, v)
+		}
+	}
+	b.WriteString("\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("printing the answer: %w", err)
 	}
 	return nil
 }
@@ -190,98 +229,190 @@ func probeParams(method, target, root string, headers []string) (map[string]stri
 	return p, nil
 }
 
-// probeConn notes the first failed read or write: gofast reports none.
-type probeConn struct {
-	net.Conn
-	stop func() bool
-	mu   sync.Mutex
-	err  error
+// FastCGI record types and values of the probe's exchange (the FastCGI
+// specification, section 8). The fastcgi package has the server's side;
+// this is the little a client needs.
+const (
+	fcgiVersion      = 1
+	fcgiBeginRequest = 1
+	fcgiEndRequest   = 3
+	fcgiParams       = 4
+	fcgiStdin        = 5
+	fcgiStdout       = 6
+	fcgiStderr       = 7
+	fcgiResponder    = 1
+	fcgiHeaderLen    = 8
+	fcgiMaxContent   = 65535
+	probeReqID       = 1
+)
+
+// fcgiProtocolStatus names the protocolStatus values of FCGI_END_REQUEST
+// that refuse a request.
+var fcgiProtocolStatus = map[byte]string{
+	1: "FCGI_CANT_MPX_CONN",
+	2: "FCGI_OVERLOADED",
+	3: "FCGI_UNKNOWN_ROLE",
 }
 
-func (c *probeConn) note(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		if errors.Is(err, io.EOF) {
-			err = errors.New("the server closed the connection before the end of its answer")
+// probeMaxStderr bounds the server's FCGI_STDERR that probe holds to print
+// after the answer; the rest is counted and dropped.
+const probeMaxStderr = 64 << 10
+
+// probeExcerpt is how much of the answer's stdout an error message quotes.
+const probeExcerpt = 64
+
+// errHungUp is the answer's end before FCGI_END_REQUEST.
+var errHungUp = errors.New("the server closed the connection before the end of its answer")
+
+// probeRequest returns the records of the probe's request: a responder's
+// FCGI_BEGIN_REQUEST without FCGI_KEEP_CONN, the params in sorted order,
+// and the empty FCGI_PARAMS and FCGI_STDIN records that end both streams.
+func probeRequest(params map[string]string) []byte {
+	b := appendRecord(nil, fcgiBeginRequest, []byte{0, fcgiResponder, 0, 0, 0, 0, 0, 0})
+	var pairs []byte
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		pairs = appendPairLen(pairs, len(k))
+		pairs = appendPairLen(pairs, len(params[k]))
+		pairs = append(pairs, k...)
+		pairs = append(pairs, params[k]...)
+	}
+	for len(pairs) > 0 {
+		n := min(len(pairs), fcgiMaxContent)
+		b = appendRecord(b, fcgiParams, pairs[:n])
+		pairs = pairs[n:]
+	}
+	b = appendRecord(b, fcgiParams, nil)
+	return appendRecord(b, fcgiStdin, nil)
+}
+
+// appendRecord appends a record of the probe's request holding content,
+// at most fcgiMaxContent bytes, without padding.
+func appendRecord(b []byte, typ byte, content []byte) []byte {
+	b = append(b, fcgiVersion, typ)
+	b = binary.BigEndian.AppendUint16(b, probeReqID)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(content)))
+	b = append(b, 0, 0)
+	return append(b, content...)
+}
+
+// appendPairLen appends the length of a name or value: one byte below 128,
+// else four with the high bit set.
+func appendPairLen(b []byte, n int) []byte {
+	if n < 128 {
+		return append(b, byte(n))
+	}
+	return binary.BigEndian.AppendUint32(b, uint32(n)|1<<31)
+}
+
+// probeStdout reads the answer's records from r and gives the content of
+// its FCGI_STDOUT records. FCGI_STDERR goes to stderr; FCGI_END_REQUEST
+// ends the stream with io.EOF, or with an error if it refuses the request.
+type probeStdout struct {
+	r      io.Reader
+	stderr *probeStderr
+	rec    [fcgiHeaderLen + fcgiMaxContent + 255]byte
+	buf    []byte // what Read has not given yet of the current record
+	seen   []byte // the first probeExcerpt bytes of stdout
+	size   int64  // bytes of stdout so far
+	err    error  // the first error of r or of the records; sticky
+}
+
+func (s *probeStdout) Read(p []byte) (int, error) {
+	for len(s.buf) == 0 {
+		if s.err != nil {
+			return 0, s.err
 		}
-		c.err = err
+		s.err = s.next()
 	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
 }
 
-func (c *probeConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if err != nil {
-		c.note(err)
+// next reads one record.
+func (s *probeStdout) next() error {
+	h := s.rec[:fcgiHeaderLen]
+	if _, err := io.ReadFull(s.r, h); err != nil {
+		return hungUp(err)
 	}
-	return n, err
-}
-
-func (c *probeConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if err != nil {
-		c.note(err)
+	if h[0] != fcgiVersion {
+		return fmt.Errorf("not a FastCGI answer: a record began %q", h)
 	}
-	return n, err
-}
-
-func (c *probeConn) Close() error {
-	c.stop()
-	return c.Conn.Close()
-}
-
-func (c *probeConn) failure() error {
-	if c == nil {
-		return nil
+	if id := binary.BigEndian.Uint16(h[2:]); id != probeReqID {
+		return fmt.Errorf("a record for request %d, want %d", id, probeReqID)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
-// probeWriter is the http.ResponseWriter that gofast writes the answer to:
-// it prints the status line and the header fields before the first byte
-// of the body, or at the end. gofast calls WriteHeader(500) for an answer
-// it could not parse and then returns an error: nothing was printed by
-// then.
-type probeWriter struct {
-	out    io.Writer
-	header http.Header
-	status int
-	sent   bool
-}
-
-func (p *probeWriter) Header() http.Header { return p.header }
-
-func (p *probeWriter) WriteHeader(code int) {
-	if p.status == 0 {
-		p.status = code
+	n := int(binary.BigEndian.Uint16(h[4:]))
+	body := s.rec[fcgiHeaderLen : fcgiHeaderLen+n+int(h[6])]
+	if _, err := io.ReadFull(s.r, body); err != nil {
+		return hungUp(err)
 	}
-}
-
-func (p *probeWriter) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
-	}
-	if err := p.sendHead(); err != nil {
-		return 0, err
-	}
-	return p.out.Write(b)
-}
-
-func (p *probeWriter) sendHead() error {
-	if p.sent {
-		return nil
-	}
-	p.sent = true
-	var b strings.Builder
-	fmt.Fprintf(&b, "HTTP %d %s\n", p.status, http.StatusText(p.status))
-	for _, k := range slices.Sorted(maps.Keys(p.header)) {
-		for _, v := range p.header[k] {
-			fmt.Fprintf(&b, "%s: %s\n", k, v)
+	content := body[:n]
+	switch h[1] {
+	case fcgiStdout:
+		s.buf = content
+		s.size += int64(n)
+		s.seen = append(s.seen, content[:min(n, probeExcerpt-len(s.seen))]...)
+	case fcgiStderr:
+		s.stderr.write(content)
+	case fcgiEndRequest:
+		if n < 8 {
+			return fmt.Errorf("an FCGI_END_REQUEST of %d bytes, want 8", n)
 		}
+		if st := content[4]; st != 0 {
+			name := cmp.Or(fcgiProtocolStatus[st], fmt.Sprintf("protocol status %d", st))
+			return fmt.Errorf("the server refused the request (%s)", name)
+		}
+		return io.EOF
+	default:
+		return fmt.Errorf("an unexpected record of type %d", h[1])
 	}
-	b.WriteString("\n")
-	_, err := io.WriteString(p.out, b.String())
+	return nil
+}
+
+// excerpt quotes the start of stdout for an error message.
+func (s *probeStdout) excerpt() string {
+	switch {
+	case s.size == 0 && s.err == io.EOF:
+		return "was empty"
+	case s.size == int64(len(s.seen)) && s.err == io.EOF:
+		return fmt.Sprintf("was %q", s.seen)
+	}
+	return fmt.Sprintf("began %q", s.seen)
+}
+
+// hungUp names an end of the connection in the middle of the answer.
+func hungUp(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errHungUp
+	}
 	return err
+}
+
+// probeStderr holds the first probeMaxStderr bytes of the server's
+// FCGI_STDERR and counts the rest.
+type probeStderr struct {
+	buf     bytes.Buffer
+	dropped int
+}
+
+func (e *probeStderr) write(p []byte) {
+	keep := min(len(p), probeMaxStderr-e.buf.Len())
+	e.buf.Write(p[:keep])
+	e.dropped += len(p) - keep
+}
+
+// print prints what it holds to w, a line "cgirun probe: stderr: ..." for
+// each line.
+func (e *probeStderr) print(w io.Writer) {
+	var b strings.Builder
+	if e.buf.Len() > 0 {
+		for line := range strings.SplitSeq(strings.TrimRight(e.buf.String(), "\n"), "\n") {
+			fmt.Fprintf(&b, "cgirun probe: stderr: %s\n", line)
+		}
+	}
+	if e.dropped > 0 {
+		fmt.Fprintf(&b, "cgirun probe: stderr: (%d more bytes dropped)\n", e.dropped)
+	}
+	// Nothing can be done about a failing stderr.
+	_, _ = io.WriteString(w, b.String())
 }
