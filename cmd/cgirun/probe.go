@@ -36,11 +36,19 @@ Usage: cgirun probe [flags] [ADDR] [PATH]
 Sends one FastCGI request for PATH (default /, a query allowed) to the
 server at ADDR (unix:/path, tcp:host:port or host:port; default
 CGIRUN_FASTCGI) and prints the answer: "HTTP <status> <text>", the header
-fields, an empty line and the body. What the server writes to its FastCGI
-stderr goes to stderr. The exit status is 0 for a 2xx or 3xx answer and 1
-for any other answer, no answer or an error: a health check for php-fpm,
-"cgirun fcgi" or a cgirun program (what "cgi-fcgi -bind -connect" does, with
-a readable answer).
+fields, an empty line and the body; a local redirect (a Location path and
+no Status) is shown as a 302. What the server writes to its FastCGI stderr
+goes to stderr (its first 64 KiB). The exit status is 0 for a 2xx or 3xx
+answer and 1 for any other answer, no answer or an error: a health check
+for php-fpm, "cgirun fcgi" or a cgirun program (what "cgi-fcgi -bind
+-connect" does, with a readable answer).
+
+--timeout bounds the whole exchange (connecting, sending the request,
+reading the answer to its end), and SIGTERM or SIGINT ends it at once,
+whatever the server does. An answer whose stdout has no valid CGI header
+block (a script that printed nothing, or a body without the header lines
+and the empty line), an answer cut short and a refused request are
+failures too, and stderr says what was received.
 
 The request has REQUEST_METHOD, REQUEST_URI, SCRIPT_NAME, QUERY_STRING,
 SCRIPT_FILENAME (--root plus the path, or the path), SERVER_PROTOCOL
