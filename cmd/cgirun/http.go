@@ -118,8 +118,29 @@ func (h *cgiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := serve.NewStatusRecorder(w)
 	uri := r.RequestURI
+	returned := false
 	defer func() {
-		h.log.Info("cgirun: request", "method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start))
+		var p any
+		if !returned {
+			// cgi.Handler panics with http.ErrAbortHandler once a
+			// script's response, started, cannot end (a script timed
+			// out, or failed): net/http closes the connection. What
+			// went out reaches the client first, and the log says cut.
+			p = recover()
+			rec.Cut = true
+			if p == http.ErrAbortHandler {
+				http.NewResponseController(w).Flush()
+			}
+		}
+		args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
+		if rec.Cut {
+			args = append(args, "cut", true)
+		}
+		h.log.Info("cgirun: request", args...)
+		if p != nil {
+			panic(p)
+		}
 	}()
 	h.cgi.ServeHTTP(rec, r)
+	returned = true
 }

@@ -226,3 +226,41 @@ func TestHTTPShutdownWaitsForScripts(t *testing.T) {
 }
 
 func mkfifo(path string) error { return syscall.Mkfifo(path, 0o600) }
+
+// TestHTTPLogsCutResponse: a script that times out after its header block
+// has its response cut; the client gets the status and what the script
+// wrote, then the connection closes, and the log says cut=true.
+func TestHTTPLogsCutResponse(t *testing.T) {
+	root := t.TempDir()
+	writeScript(t, filepath.Join(root, "stall.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\npartial'\nexec sleep 60\n")
+	writeScript(t, filepath.Join(root, "ok.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n")
+	r := start(t, nil, "http", "--root", root, "--addr", "127.0.0.1:0", "--timeout", "200ms")
+	base := "http://" + r.httpAddr()
+	tests := []struct {
+		path    string
+		status  int
+		body    string
+		cut     bool
+		wantLog string
+	}{
+		{path: "/ok.cgi", status: 200, body: "ok", wantLog: `uri=/ok.cgi status=200 bytes=2 remote=\S+ duration=\S+\n`},
+		{path: "/stall.cgi", status: 200, body: "partial", cut: true, wantLog: `uri=/stall.cgi status=200 bytes=7 remote=\S+ duration=\S+ cut=true\n`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, err := http.Get(base + tt.path)
+			if err != nil {
+				t.Fatalf("GET %s: %v", tt.path, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || string(b) != tt.body || (err != nil) != tt.cut {
+				t.Errorf("GET %s = %d %q, %v; want %d %q, cut %v", tt.path, resp.StatusCode, b, err, tt.status, tt.body, tt.cut)
+			}
+		})
+	}
+	// waitLog fails r's test: it is called outside the subtests.
+	for _, tt := range tests {
+		r.waitLog(`msg="cgirun: request" method=GET ` + tt.wantLog)
+	}
+}

@@ -11,7 +11,10 @@ type StatusRecorder struct {
 	// otherwise; interim 1xx codes are not final.
 	Status int
 	// Bytes counts the body bytes written.
-	Bytes       int64
+	Bytes int64
+	// Cut says the response was cut short: the client got its start and
+	// not its end. The recorder's owner sets it when a handler fails.
+	Cut         bool
 	wroteHeader bool
 }
 
