@@ -138,7 +138,10 @@ func (s *Server) Listen() error {
 func (s *Server) listenHTTP() error {
 	cfg := s.cfg
 	var count requestCounter
-	h := count.wrap(s.mon.handler(string(ModeHTTP)))
+	// Held as bridge holds it in CGI and FastCGI mode, so that a failing
+	// handler gets the same answer.
+	hr := &bridge.HandlerResponder{Handler: s.mon.handler(string(ModeHTTP)), Logger: s.log, Debug: cfg.Debug}
+	h := count.wrap(hr)
 	if cfg.RequestTimeout > 0 {
 		h = http.TimeoutHandler(h, cfg.RequestTimeout, "Service Unavailable\n")
 	}

@@ -9,7 +9,10 @@
 // http.Handler and writes its answer as "Status: 200 OK", header fields, an
 // empty line and the body (section 6), holding the header block as long as
 // it can so that a failing handler still gets a clean 500 and a complete
-// body gets Content-Length. ReadResponse parses such a stream, for running
+// body gets Content-Length; its ServeHTTP holds a net/http response by the
+// same rules, so that a handler fails the same way behind a Go HTTP server,
+// and Committer tells a wrapper whether the response has started.
+// ReadResponse parses such a stream, for running
 // CGI executables and for tests.
 //
 // Bytes are never decoded or re-encoded: Go strings carry raw bytes, which
@@ -19,8 +22,9 @@
 //
 // The package does no process or network I/O.
 //
-// Not supported: NPH ("non-parsed header") responses; interim 1xx
-// responses, which a CGI response cannot carry and which are dropped;
-// trailers; HTTP/1.1 connection upgrades (101); request bodies in
-// "chunked" framing (the web server removes it).
+// Not supported: NPH ("non-parsed header") responses; in a CGI response
+// stream, interim 1xx responses (dropped), trailers and HTTP/1.1 connection
+// upgrades (101), which a CGI response cannot carry (HandlerResponder's
+// ServeHTTP passes them to net/http); request bodies in "chunked" framing
+// (the web server removes it).
 package bridge

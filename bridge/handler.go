@@ -23,6 +23,10 @@ import (
 // After runtime.Goexit the error response is written but Respond does not
 // return: the goroutine ends, so a front end finishes its request in a
 // deferred call.
+//
+// A HandlerResponder is also an http.Handler (ServeHTTP) that holds the
+// response of a handler behind a Go HTTP server by the same rules, so that
+// the handler gets the same answer in every mode.
 type HandlerResponder struct {
 	// Handler answers the requests; nil means http.DefaultServeMux.
 	Handler http.Handler
@@ -38,6 +42,10 @@ func (hr *HandlerResponder) logger(req *Request) *slog.Logger {
 	if req.Log != nil {
 		return req.Log
 	}
+	return hr.log()
+}
+
+func (hr *HandlerResponder) log() *slog.Logger {
 	if hr.Logger != nil {
 		return hr.Logger
 	}
@@ -74,32 +82,44 @@ func (hr *HandlerResponder) Respond(ctx context.Context, req *Request, out Outpu
 	return w.finish()
 }
 
+// failer is a writer whose handler failed, as fail ends it: Respond's
+// responseWriter and ServeHTTP's httpWriter. Both mark the handler as done.
+type failer interface {
+	Committer
+	// writeError answers with the plain-text 500 of WriteError, with
+	// detail, in place of whatever the handler set.
+	writeError(detail string) error
+	// cut marks the response as cut short and returns the error, wrapping
+	// ErrCutShort, that says so with reason.
+	cut(reason string) error
+}
+
 // fail ends the response of a handler that panicked (p != nil) or called
-// runtime.Goexit (p == nil).
-func (hr *HandlerResponder) fail(w *responseWriter, r *http.Request, log *slog.Logger, p any) error {
-	w.done = true
+// runtime.Goexit (p == nil): a 500 and a log line while the response has
+// not started, a cut and a log line after it; http.ErrAbortHandler, the
+// handler's documented way to abort quietly, gets no log line.
+func (hr *HandlerResponder) fail(w failer, r *http.Request, log *slog.Logger, p any) error {
 	if p == http.ErrAbortHandler {
-		// The handler's documented way to abort quietly.
-		if w.committed {
-			return cutShort(w.out, "handler aborted")
+		if w.Committed() {
+			return w.cut("handler aborted")
 		}
-		return WriteError(w.out, http.StatusInternalServerError, "")
+		return w.writeError("")
 	}
 	stack := debug.Stack()
 	reason := "handler called runtime.Goexit"
 	if p != nil {
 		reason = fmt.Sprintf("handler panicked: %v", p)
 	}
-	if w.committed {
+	if w.Committed() {
 		log.Error("bridge: response cut short: "+reason, "uri", r.RequestURI, "stack", string(stack))
-		return cutShort(w.out, reason)
+		return w.cut(reason)
 	}
 	log.Error("bridge: "+reason, "uri", r.RequestURI, "status", http.StatusInternalServerError, "stack", string(stack))
 	detail := ""
 	if hr.Debug {
 		detail = reason + "\n\n" + string(stack)
 	}
-	return WriteError(w.out, http.StatusInternalServerError, detail)
+	return w.writeError(detail)
 }
 
 // WriteError writes a complete plain-text error response with status to out:

@@ -73,6 +73,7 @@ type responseWriter struct {
 var (
 	_ http.ResponseWriter = (*responseWriter)(nil)
 	_ http.Flusher        = (*responseWriter)(nil)
+	_ failer              = (*responseWriter)(nil)
 )
 
 func newResponseWriter(out Output, r *http.Request, log *slog.Logger) *responseWriter {
@@ -376,4 +377,19 @@ func (w *responseWriter) finish() error {
 		return cutShort(w.out, fmt.Sprintf("handler wrote %d of the %d bytes its Content-Length declared", w.written, w.declared))
 	}
 	return nil
+}
+
+// Committed implements Committer: the header block went to out.
+func (w *responseWriter) Committed() bool { return w.committed }
+
+// writeError implements failer.
+func (w *responseWriter) writeError(detail string) error {
+	w.done = true
+	return WriteError(w.out, http.StatusInternalServerError, detail)
+}
+
+// cut implements failer: out hears of it when it is an Aborter.
+func (w *responseWriter) cut(reason string) error {
+	w.done = true
+	return cutShort(w.out, reason)
 }
