@@ -1,6 +1,7 @@
 package cgirun
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/internal/serve"
 )
 
@@ -126,18 +128,54 @@ func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := serve.NewStatusRecorder(w)
 	start := time.Now()
+	returned := false
 	defer func() {
+		var p any
+		if !returned {
+			// A panic (p) or runtime.Goexit (p nil) passes through on
+			// its way to the writer below, which answers for it.
+			p = recover()
+			failed(rec)
+		}
 		d := time.Since(start)
 		if m.cfg.SlowlogTimeout > 0 && d >= m.cfg.SlowlogTimeout {
 			m.slow.Add(1)
-			m.log.Warn("cgirun: slow request", "method", r.Method, "uri", r.RequestURI, "status", rec.Status, "duration", d, "remote", r.RemoteAddr)
+			args := []any{"method", r.Method, "uri", r.RequestURI, "status", rec.Status, "duration", d, "remote", r.RemoteAddr}
+			if rec.Cut {
+				args = append(args, "cut", true)
+			}
+			m.log.Warn("cgirun: slow request", args...)
 		}
 		if m.cfg.AccessLog {
 			m.access(r, rec, d)
 		}
+		if p != nil {
+			panic(p)
+		}
 	}()
 	m.next.ServeHTTP(rec, r)
+	returned = true
 }
+
+// failed notes in rec what the client gets from a handler that did not
+// return, as the writer below rec answers for it: bridge's, in every mode,
+// which holds the response start (bridge.Committer). Before the start, the
+// client gets bridge's plain 500, http.ErrAbortHandler included; after it,
+// the response is cut. With CGIRUN_DEBUG the 500's body is longer than
+// Bytes says: the panic and its stack follow.
+func failed(rec *serve.StatusRecorder) {
+	if c, ok := rec.ResponseWriter.(bridge.Committer); !ok || c.Committed() {
+		rec.Cut = true
+		return
+	}
+	rec.Status, rec.Bytes = http.StatusInternalServerError, errorBodySize
+}
+
+// errorBodySize is the size of the body of bridge's plain 500.
+var errorBodySize = func() int64 {
+	b := bridge.AppendError(nil, http.StatusInternalServerError, "")
+	return int64(len(b) - bytes.Index(b, []byte("\r\n\r\n")) - len("\r\n\r\n"))
+}()
 
 // access writes one access log line: as slog attributes, or as Apache's
 // combined format when AccessLogFormat is "combined".
@@ -152,8 +190,12 @@ func (m *monitor) access(r *http.Request, rec *serve.StatusRecorder, d time.Dura
 			r.Method+" "+r.RequestURI+" "+r.Proto, rec.Status, rec.Bytes, r.Referer(), r.UserAgent()))
 		return
 	}
-	m.log.Info("access", "client", client, "method", r.Method, "uri", r.RequestURI, "proto", r.Proto,
-		"status", rec.Status, "bytes", rec.Bytes, "duration", d, "user_agent", r.UserAgent())
+	args := []any{"client", client, "method", r.Method, "uri", r.RequestURI, "proto", r.Proto,
+		"status", rec.Status, "bytes", rec.Bytes, "duration", d, "user_agent", r.UserAgent()}
+	if rec.Cut {
+		args = append(args, "cut", true)
+	}
+	m.log.Info("access", args...)
 }
 
 func clientIP(remote string) string {

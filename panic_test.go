@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -55,6 +56,9 @@ var failing = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "partial")
 		w.(http.Flusher).Flush()
 		panic("late boom")
+	case "/panic-after-big-write":
+		io.WriteString(w, strings.Repeat("b", bridge.BufferSize+1))
+		panic("boom")
 	case "/abort":
 		panic(http.ErrAbortHandler)
 	case "/abort-after-flush":
@@ -271,5 +275,43 @@ func TestHTTPHeldResponse(t *testing.T) {
 					tt.status, tt.length, tt.late, tt.sum, len(tt.body))
 			}
 		})
+	}
+}
+
+// TestAccessLogAfterFailure: the access log says what the client got from
+// a handler that failed, in HTTP and in FastCGI mode: the clean 500, or
+// the status sent and cut=true for a response cut short.
+func TestAccessLogAfterFailure(t *testing.T) {
+	tests := []struct {
+		path string
+		want string // the end of the access line, from status on
+	}{
+		{"/ok", "status=200 bytes=4 "},
+		{"/panic", "status=500 bytes=26 "},
+		{"/panic-after-write", "status=500 bytes=26 "},
+		{"/panic-after-flush", "status=200 bytes=7 .* cut=true"},
+		{"/panic-after-big-write", fmt.Sprintf("status=200 bytes=%d .* cut=true", bridge.BufferSize+1)},
+		{"/abort", "status=500 bytes=26 "},
+		{"/abort-after-flush", "status=200 bytes=7 .* cut=true"},
+		{"/goexit", "status=500 bytes=26 "},
+		{"/goexit-after-flush", "status=200 bytes=7 .* cut=true"},
+	}
+	httpGet, fcgiGet, httpLog, fcgiLog := startModes(t, failing, map[string]string{"CGIRUN_ACCESS_LOG": "true"})
+	for _, mode := range []struct {
+		name string
+		get  func(string) answer
+		logs *syncBuffer
+	}{{"HTTP", httpGet, httpLog}, {"FastCGI", fcgiGet, fcgiLog}} {
+		for _, tt := range tests {
+			t.Run(mode.name+tt.path, func(t *testing.T) {
+				before := len(mode.logs.String())
+				mode.get(tt.path)
+				logs := mode.logs.String()[before:]
+				re := regexp.MustCompile(`msg=access .* uri=` + regexp.QuoteMeta(tt.path) + ` .*` + tt.want + `[^\n]*\n`)
+				if line := re.FindString(logs); line == "" || !strings.Contains(tt.want, "cut") && strings.Contains(line, "cut=") {
+					t.Errorf("%s GET %s logged %q, want an access line with %q", mode.name, tt.path, logs, tt.want)
+				}
+			})
+		}
 	}
 }
