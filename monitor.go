@@ -168,14 +168,12 @@ func failed(rec *serve.StatusRecorder) {
 		rec.Cut = true
 		return
 	}
-	rec.Status, rec.Bytes = http.StatusInternalServerError, errorBodySize
-}
-
-// errorBodySize is the size of the body of bridge's plain 500.
-var errorBodySize = func() int64 {
+	// The size of the plain 500's body, worked out here, on the failure
+	// path, not at start-up: a CGI program pays its start-up on every
+	// request.
 	b := bridge.AppendError(nil, http.StatusInternalServerError, "")
-	return int64(len(b) - bytes.Index(b, []byte("\r\n\r\n")) - len("\r\n\r\n"))
-}()
+	rec.Status, rec.Bytes = http.StatusInternalServerError, int64(len(b)-bytes.Index(b, []byte("\r\n\r\n"))-len("\r\n\r\n"))
+}
 
 // access writes one access log line: as slog attributes, or as Apache's
 // combined format when AccessLogFormat is "combined".
