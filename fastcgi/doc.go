@@ -22,8 +22,9 @@
 // Every limit is a Server field with a documented default:
 //
 //   - MaxConns: none. Connections past it wait in the listen backlog.
-//   - MaxRequests: none. A request past it gets FCGI_OVERLOADED, or waits
-//     for a slot with QueueRequests.
+//   - MaxRequests: none. A request past it gets 503 with Retry-After (not
+//     FCGI_OVERLOADED, which nginx turns into a 502), or waits for a slot
+//     with QueueRequests.
 //   - MaxRequestsPerConn: 100. A request id past it gets FCGI_OVERLOADED;
 //     with 1, FCGI_MPXS_CONNS is 0 and a second request gets
 //     FCGI_CANT_MPX_CONN.

@@ -1,6 +1,7 @@
 package fastcgi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -153,7 +154,10 @@ func (r *request) done(returned bool, err error) {
 	}
 	c.finish(r, func(b []byte) []byte {
 		if overloaded {
-			return appendEndRequest(b, r.id, 0, statusOverloaded)
+			// A real answer, not FCGI_OVERLOADED: nginx takes that for a
+			// broken upstream (502, "upstream sent unexpected FastCGI
+			// record: 3").
+			b = appendStream(b, typeStdout, r.id, appendOverloaded(nil))
 		}
 		b = appendStream(b, typeStdout, r.id, nil)
 		if r.wroteStderr {
@@ -207,6 +211,17 @@ func (r *request) claim() bool {
 	}
 	r.claimed = true
 	return true
+}
+
+// appendOverloaded appends the answer to a request past MaxRequests:
+// bridge.AppendError's 503 with "Retry-After: 1" after its Status line.
+// It is built on this failure path, not at start-up.
+func appendOverloaded(dst []byte) []byte {
+	resp := bridge.AppendError(nil, http.StatusServiceUnavailable, "")
+	end := bytes.IndexByte(resp, '\n') + 1 // after the Status line
+	dst = append(dst, resp[:end]...)
+	dst = append(dst, "Retry-After: 1\r\n"...)
+	return append(dst, resp[end:]...)
 }
 
 // timeoutResponse is the answer to a request past HandlerTimeout.

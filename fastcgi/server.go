@@ -60,11 +60,15 @@ type Server struct {
 	// past it wait in the listener's backlog.
 	MaxConns int
 	// MaxRequests bounds the requests being answered at once on all
-	// connections; 0 means no bound. A request past it gets
-	// FCGI_OVERLOADED, or waits for a slot when QueueRequests is set.
+	// connections; 0 means no bound. A request past it gets 503 Service
+	// Unavailable with Retry-After: 1 and FCGI_REQUEST_COMPLETE, or waits
+	// for a slot when QueueRequests is set. Not FCGI_OVERLOADED: nginx
+	// answers that with 502 and logs "upstream sent unexpected FastCGI
+	// record: 3".
 	MaxRequests int
 	// QueueRequests makes a request past MaxRequests wait for a slot, up to
-	// ReadHeaderTimeout, instead of being refused at once.
+	// ReadHeaderTimeout, instead of being refused at once (then it gets
+	// the 503).
 	QueueRequests bool
 	// MaxRequestsPerConn bounds the request ids in use at once on one
 	// connection (multiplexing); 0 means DefaultMaxRequestsPerConn. A
@@ -146,7 +150,7 @@ type Stats struct {
 	Requests      uint64 // requests started since start
 	Active        int64  // requests being answered now
 	MaxActive     int64  // the most requests answered at once
-	Overloaded    uint64 // requests refused with FCGI_OVERLOADED
+	Overloaded    uint64 // requests refused: 503 past MaxRequests, FCGI_OVERLOADED past MaxRequestsPerConn
 }
 
 // Stats returns the server's counters.

@@ -497,10 +497,65 @@ func TestRefusals(t *testing.T) {
 		// on another connection is refused.
 		other := dialRaw(t, addr)
 		other.send(requestRecords(1, true, "", getHello...))
-		if got := other.readResponses(1)[1]; got.protoStatus != statusOverloaded {
-			t.Errorf("request past MaxRequests: %s, want FCGI_OVERLOADED", got.protoStatus)
+		if got := other.readResponses(1)[1]; got.protoStatus != statusRequestComplete || !bytes.HasPrefix(got.stdout, []byte("Status: 503 ")) {
+			t.Errorf("request past MaxRequests: %s %q, want FCGI_REQUEST_COMPLETE and a 503", got.protoStatus, got.stdout)
 		}
 	})
+}
+
+// TestRequestPastMaxRequests: a request past MaxRequests gets a real 503
+// with Retry-After and FCGI_REQUEST_COMPLETE, not FCGI_OVERLOADED, which
+// nginx answers with 502 ("upstream sent unexpected FastCGI record: 3");
+// with QueueRequests, the same once the wait for a slot passes
+// ReadHeaderTimeout. Stats counts it as Overloaded, and the connection
+// goes on serving.
+func TestRequestPastMaxRequests(t *testing.T) {
+	const want = "Status: 503 Service Unavailable\r\nRetry-After: 1\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 24\r\n\r\n" +
+		"503 Service Unavailable\n"
+	tests := []struct {
+		name string
+		opts func(s *Server)
+	}{
+		{"refused at once", func(s *Server) { s.MaxRequests = 1 }},
+		{"queued past ReadHeaderTimeout", func(s *Server) { s.MaxRequests, s.QueueRequests, s.ReadHeaderTimeout = 1, true, 50*time.Millisecond }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started, release := make(chan struct{}, 1), make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/block" {
+					started <- struct{}{}
+					<-release
+				}
+				io.WriteString(w, "ok")
+			})
+			s, addr, logs := startServer(t, h, tt.opts)
+			first := dialRaw(t, addr)
+			first.send(requestRecords(1, true, "", "REQUEST_METHOD=GET", "REQUEST_URI=/block"))
+			<-started
+			second := dialRaw(t, addr)
+			second.send(requestRecords(1, true, "", getHello...))
+			got := second.readResponses(1)[1]
+			if string(got.stdout) != want || !got.stdoutEnded || got.protoStatus != statusRequestComplete {
+				t.Errorf("request past MaxRequests = %q (stream ended %v) %s, want %q %s", got.stdout, got.stdoutEnded, got.protoStatus, want, statusRequestComplete)
+			}
+			if !strings.Contains(logs.String(), "MaxRequests reached") {
+				t.Errorf("log = %q, want it to say MaxRequests reached", logs.String())
+			}
+			if st := s.Stats(); st.Overloaded != 1 {
+				t.Errorf("Stats().Overloaded = %d, want 1", st.Overloaded)
+			}
+			close(release)
+			if got := first.readResponses(1)[1]; !bytes.HasSuffix(got.stdout, []byte("ok")) {
+				t.Errorf("held request = %q, want ok", got.stdout)
+			}
+			second.send(requestRecords(2, true, "", getHello...))
+			if got := second.readResponses(2)[2]; !bytes.HasSuffix(got.stdout, []byte("ok")) {
+				t.Errorf("next request on the refused one's connection = %q, want ok", got.stdout)
+			}
+		})
+	}
 }
 
 // TestErrorAnswers: the answers the server writes itself, before or
