@@ -40,7 +40,8 @@ type Config struct {
 	StatusPath       string        `split_words:"true" desc:"path of the status page (text, or JSON with ?json); empty: off"`
 	PingPath         string        `split_words:"true" desc:"path that answers pong; empty: off"`
 	MaxConns         int           `split_words:"true" desc:"most open connections; 0: no bound"`
-	MaxRequests      int           `split_words:"true" desc:"most requests answered at once; 0: no bound"`
+	MaxRequests      int           `split_words:"true" desc:"most requests answered at once, status and ping pages aside; past it 503 with Retry-After; 0: no bound"`
+	QueueRequests    bool          `split_words:"true" desc:"a request past MAX_REQUESTS waits for a slot, up to HEADER_TIMEOUT, instead of 503 at once"`
 	MaxHeaderBytes   int           `split_words:"true" default:"65536" desc:"bound on a request's header block (431 past it)"`
 	MaxURLLength     int           `split_words:"true" default:"8192" desc:"bound on a request URI (414 past it); 0: none"`
 	Keepalive        bool          `default:"true" desc:"HTTP: keep client connections open between requests"`

@@ -18,7 +18,9 @@ import (
 
 // monitor wraps the handler with what Config asks of every request: the
 // URL length bound, the status and ping pages (php-fpm's pm.status_path and
-// ping.path), the access log and the slow-request log. The counts on the
+// ping.path), the bound on requests answered at once (CGIRUN_MAX_REQUESTS,
+// in every mode, and after the status and ping pages, which it never
+// refuses), the access log and the slow-request log. The counts on the
 // status page are the server's own (fastcgi.Server's Stats, or a
 // requestCounter); the monitor counts only slow requests. Its counters are
 // atomics: the hot path takes no lock.
@@ -29,6 +31,8 @@ type monitor struct {
 	next    http.Handler
 	started time.Time
 	counts  func() counts // the server's; nil reads as none
+	slots   chan struct{} // CGIRUN_MAX_REQUESTS; nil without a bound
+	queued  func()        // test hook: a request starts waiting for a slot
 
 	slow atomic.Uint64
 }
@@ -66,7 +70,11 @@ func (c *requestCounter) counts() counts {
 }
 
 func newMonitor(cfg Config, log *slog.Logger, next http.Handler) *monitor {
-	return &monitor{cfg: cfg, log: log, next: next, started: time.Now()}
+	m := &monitor{cfg: cfg, log: log, next: next, started: time.Now()}
+	if cfg.MaxRequests > 0 {
+		m.slots = make(chan struct{}, cfg.MaxRequests)
+	}
+	return m
 }
 
 // status is what the status page reports.
@@ -123,7 +131,7 @@ func (m *monitor) handler(mode string) http.Handler {
 
 func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 	if !m.cfg.AccessLog && m.cfg.SlowlogTimeout <= 0 {
-		m.next.ServeHTTP(w, r)
+		m.limit(w, r)
 		return
 	}
 	rec := serve.NewStatusRecorder(w)
@@ -153,8 +161,65 @@ func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
-	m.next.ServeHTTP(rec, r)
+	m.limit(rec, r)
 	returned = true
+}
+
+// limit answers r with the handler within CGIRUN_MAX_REQUESTS, or with 503
+// past it.
+func (m *monitor) limit(w http.ResponseWriter, r *http.Request) {
+	if m.slots == nil {
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	if !m.admit(r) {
+		m.refuse(w, r)
+		return
+	}
+	defer func() { <-m.slots }()
+	m.next.ServeHTTP(w, r)
+}
+
+// admit takes one of CGIRUN_MAX_REQUESTS slots for r. Past the bound, with
+// CGIRUN_QUEUE_REQUESTS, it waits for one until CGIRUN_HEADER_TIMEOUT
+// passes (without an end when it is 0) or r's context ends. It reports
+// whether r has a slot.
+func (m *monitor) admit(r *http.Request) bool {
+	select {
+	case m.slots <- struct{}{}:
+		return true
+	default:
+	}
+	if !m.cfg.QueueRequests {
+		return false
+	}
+	if m.queued != nil {
+		m.queued()
+	}
+	var expired <-chan time.Time
+	if m.cfg.HeaderTimeout > 0 {
+		t := time.NewTimer(m.cfg.HeaderTimeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case m.slots <- struct{}{}:
+		return true
+	case <-expired:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// refuse answers a request past CGIRUN_MAX_REQUESTS: bridge's plain 503,
+// with Retry-After, as package fastcgi answers one past its MaxRequests.
+func (m *monitor) refuse(w http.ResponseWriter, r *http.Request) {
+	m.log.Warn("cgirun: request refused: CGIRUN_MAX_REQUESTS reached", "limit", m.cfg.MaxRequests, "uri", r.RequestURI, "remote", r.RemoteAddr)
+	w.Header().Set("Retry-After", "1")
+	if err := bridge.WriteError(bridge.NewHTTPOutput(w, 0), http.StatusServiceUnavailable, ""); err != nil {
+		m.log.Warn("cgirun: writing the 503", "uri", r.RequestURI, "err", err)
+	}
 }
 
 // failed notes in rec what the client gets from a handler that did not

@@ -114,11 +114,12 @@ func (s *Server) Listen() error {
 	}
 	s.mode, s.lns, s.where = ModeFastCGI, set.Listeners, set.Where
 	srv := &fastcgi.Server{
-		Responder:         s.responder(),
-		Logger:            s.log,
-		BaseContext:       func(net.Listener) context.Context { return s.baseContext() },
+		Responder:   s.responder(),
+		Logger:      s.log,
+		BaseContext: func(net.Listener) context.Context { return s.baseContext() },
+		// Not MaxRequests: the monitor bounds the requests, after the
+		// status and ping pages (see monitor).
 		MaxConns:          cfg.MaxConns,
-		MaxRequests:       cfg.MaxRequests,
 		MaxParamsBytes:    cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
