@@ -216,8 +216,7 @@ func (m *monitor) admit(r *http.Request) bool {
 // with Retry-After, as package fastcgi answers one past its MaxRequests.
 func (m *monitor) refuse(w http.ResponseWriter, r *http.Request) {
 	m.log.Warn("cgirun: request refused: CGIRUN_MAX_REQUESTS reached", "limit", m.cfg.MaxRequests, "uri", r.RequestURI, "remote", r.RemoteAddr)
-	w.Header().Set("Retry-After", "1")
-	if err := bridge.WriteError(bridge.NewHTTPOutput(w, 0), http.StatusServiceUnavailable, ""); err != nil {
+	if _, err := bridge.NewHTTPOutput(w, 0).Write(bridge.AppendUnavailable(nil, 1)); err != nil {
 		m.log.Warn("cgirun: writing the 503", "uri", r.RequestURI, "err", err)
 	}
 }

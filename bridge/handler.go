@@ -138,12 +138,26 @@ func WriteError(out Output, status int, detail string) error {
 // an empty line when it is not empty. Every error response of the module
 // (a refused request, a timeout, a failed handler or script) is built by it.
 func AppendError(dst []byte, status int, detail string) []byte {
+	return appendError(dst, status, "", detail)
+}
+
+// AppendUnavailable appends AppendError's 503 Service Unavailable with a
+// Retry-After of retryAfter seconds: the answer to a request past a bound
+// on the requests answered at once.
+func AppendUnavailable(dst []byte, retryAfter int) []byte {
+	return appendError(dst, http.StatusServiceUnavailable, "Retry-After: "+strconv.Itoa(retryAfter)+"\r\n", "")
+}
+
+// appendError is AppendError with extra, header lines that follow the
+// Status line.
+func appendError(dst []byte, status int, extra, detail string) []byte {
 	text := http.StatusText(status)
 	n := len(strconv.Itoa(status)) + 1 + len(text) + 1
 	if detail != "" {
 		n += 1 + len(detail) + 1
 	}
 	dst = appendStatus(dst, status, "")
+	dst = append(dst, extra...)
 	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(n), 10)
 	dst = append(dst, "\r\n\r\n"...)

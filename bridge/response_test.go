@@ -468,3 +468,10 @@ func TestAppendError(t *testing.T) {
 		})
 	}
 }
+
+func TestAppendUnavailable(t *testing.T) {
+	want := "Status: 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n"
+	if got := string(AppendUnavailable([]byte("x"), 7)); got != "x"+want {
+		t.Errorf("AppendUnavailable(7) = %q, want %q", got, "x"+want)
+	}
+}

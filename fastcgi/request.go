@@ -1,7 +1,6 @@
 package fastcgi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -157,7 +156,7 @@ func (r *request) done(returned bool, err error) {
 			// A real answer, not FCGI_OVERLOADED: nginx takes that for a
 			// broken upstream (502, "upstream sent unexpected FastCGI
 			// record: 3").
-			b = appendStream(b, typeStdout, r.id, appendOverloaded(nil))
+			b = appendStream(b, typeStdout, r.id, bridge.AppendUnavailable(nil, 1))
 		}
 		b = appendStream(b, typeStdout, r.id, nil)
 		if r.wroteStderr {
@@ -192,7 +191,7 @@ func (r *request) timeout() {
 	}
 	c.wmu.Unlock()
 	c.finish(r, func(b []byte) []byte {
-		b = appendStream(b, typeStdout, r.id, timeoutResponse)
+		b = appendStream(b, typeStdout, r.id, bridge.AppendError(nil, http.StatusServiceUnavailable, ""))
 		b = appendStream(b, typeStdout, r.id, nil)
 		return appendEndRequest(b, r.id, 0, statusRequestComplete)
 	})
@@ -212,20 +211,6 @@ func (r *request) claim() bool {
 	r.claimed = true
 	return true
 }
-
-// appendOverloaded appends the answer to a request past MaxRequests:
-// bridge.AppendError's 503 with "Retry-After: 1" after its Status line.
-// It is built on this failure path, not at start-up.
-func appendOverloaded(dst []byte) []byte {
-	resp := bridge.AppendError(nil, http.StatusServiceUnavailable, "")
-	end := bytes.IndexByte(resp, '\n') + 1 // after the Status line
-	dst = append(dst, resp[:end]...)
-	dst = append(dst, "Retry-After: 1\r\n"...)
-	return append(dst, resp[end:]...)
-}
-
-// timeoutResponse is the answer to a request past HandlerTimeout.
-var timeoutResponse = bridge.AppendError(nil, http.StatusServiceUnavailable, "")
 
 // teeHandler sends log records to two handlers: the server's log and the
 // web server's error log.
