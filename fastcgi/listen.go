@@ -7,19 +7,48 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
 )
 
-// Listen opens a listener on addr: "unix:/path/to.sock", "tcp:host:port" or
-// "host:port". A unix socket file is created with mode (0 means 0660, so
-// that only the owner and the web server's group can connect: anyone who
-// can connect to a FastCGI socket can run requests as any client), after
-// removing a stale socket file that nothing listens on. A socket file that
-// something still listens on, or a path that is not a socket, is an error.
+// Listen opens a listener on addr: "unix:/path/to.sock", "/path/to.sock",
+// "tcp:host:port" or "host:port". A unix socket file is created with mode
+// (0 means 0660, so that only the owner and the web server's group can
+// connect: anyone who can connect to a FastCGI socket can run requests as
+// any client), after removing a stale socket file that nothing listens
+// on. A socket file that something still listens on, or a path that is
+// not a socket, is an error. It is ListenConfig{Mode: mode}.Listen(addr).
 func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
+	return ListenConfig{Mode: mode}.Listen(addr)
+}
+
+// ListenConfig is how Listen creates a unix socket file: php-fpm's
+// listen.mode, listen.owner and listen.group. A web server that cannot
+// connect logs "Permission denied" in its own log alone, so give the
+// socket to the web server's group (www-data on Debian) rather than
+// opening its mode to everyone.
+type ListenConfig struct {
+	// Mode is the socket file's mode; 0 means 0660.
+	Mode fs.FileMode
+	// Owner is the socket file's user, a name or a uid ("www-data",
+	// "33"); empty leaves the process's. Another user than the process's
+	// needs root (CAP_CHOWN).
+	Owner string
+	// Group is the socket file's group, a name or a gid; empty leaves the
+	// process's. A group the process is not in needs root (CAP_CHOWN).
+	Group string
+}
+
+// Listen opens a listener on addr as the package's Listen does, and gives
+// a unix socket file it creates lc's mode, owner and group. Owner and
+// Group are looked up first: when one is unknown, no socket is created.
+// TCP addresses ignore lc.
+func (lc ListenConfig) Listen(addr string) (net.Listener, error) {
 	network, address, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err
@@ -27,15 +56,29 @@ func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
 	if network == "tcp" {
 		return net.Listen("tcp", address)
 	}
+	uid, gid, err := lc.IDs()
+	if err != nil {
+		return nil, err
+	}
+	mode := lc.Mode
 	if mode == 0 {
 		mode = 0o660
 	}
 	if err := removeStaleSocket(address); err != nil {
 		return nil, err
 	}
+	if err := checkDir(filepath.Dir(address)); err != nil {
+		return nil, err
+	}
 	l, err := net.Listen("unix", address)
 	if err != nil {
 		return nil, err
+	}
+	if uid != -1 || gid != -1 {
+		if err := os.Chown(address, uid, gid); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("fastcgi: giving %s to owner %q, group %q: %w", address, lc.Owner, lc.Group, err)
+		}
 	}
 	if err := os.Chmod(address, mode); err != nil {
 		l.Close()
@@ -44,8 +87,76 @@ func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
 	return l, nil
 }
 
+// IDs returns the uid and gid of lc.Owner and lc.Group, -1 for an empty
+// one. The error names the one that is not a user or group of this
+// system.
+func (lc ListenConfig) IDs() (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if lc.Owner != "" {
+		if uid, err = lookupID(lc.Owner, "user", lookupUser); err != nil {
+			return -1, -1, fmt.Errorf("fastcgi: socket owner %q: %w", lc.Owner, err)
+		}
+	}
+	if lc.Group != "" {
+		if gid, err = lookupID(lc.Group, "group", lookupGroup); err != nil {
+			return -1, -1, fmt.Errorf("fastcgi: socket group %q: %w", lc.Group, err)
+		}
+	}
+	return uid, gid, nil
+}
+
+func lookupUser(name string) (string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "", err
+	}
+	return u.Uid, nil
+}
+
+func lookupGroup(name string) (string, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return "", err
+	}
+	return g.Gid, nil
+}
+
+// lookupID returns the id of name, a name that lookup finds or a number
+// (which need not be in /etc/passwd or /etc/group, as for chown).
+func lookupID(name, kind string, lookup func(string) (string, error)) (int, error) {
+	if n, err := strconv.ParseUint(name, 10, 31); err == nil {
+		return int(n), nil
+	}
+	if strings.HasPrefix(name, "-") || strings.HasPrefix(name, "+") {
+		return -1, fmt.Errorf("not a %s name or a number of 0 or more", kind)
+	}
+	id, err := lookup(name)
+	if err != nil {
+		return -1, fmt.Errorf("no such %s", kind)
+	}
+	n, err := strconv.ParseUint(id, 10, 31)
+	if err != nil {
+		return -1, fmt.Errorf("%s id %q is not a number", kind, id)
+	}
+	return int(n), nil
+}
+
+// checkDir checks that dir, where a socket file is to be created, exists,
+// and says what to do when it does not.
+func checkDir(dir string) error {
+	_, err := os.Stat(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil // net.Listen reports other errors
+	}
+	if rel, ok := strings.CutPrefix(dir, "/run/"); ok && rel != "" {
+		return fmt.Errorf("fastcgi: directory %s does not exist: create it, or set RuntimeDirectory=%s under systemd", dir, rel)
+	}
+	return fmt.Errorf("fastcgi: directory %s does not exist: create it", dir)
+}
+
 // ParseAddr splits a listen address into a network ("unix" or "tcp") and an
-// address, and rejects what cannot be one.
+// address, and rejects what cannot be one. A bare absolute path is a unix
+// socket, as php-fpm's listen and nginx's fastcgi_pass write one.
 func ParseAddr(addr string) (network, address string, err error) {
 	switch {
 	case strings.HasPrefix(addr, "unix:"):
@@ -54,11 +165,13 @@ func ParseAddr(addr string) (network, address string, err error) {
 			return "", "", fmt.Errorf("fastcgi: address %q: empty socket path", addr)
 		}
 		return "unix", path, nil
+	case strings.HasPrefix(addr, "/"):
+		return "unix", addr, nil
 	case strings.HasPrefix(addr, "tcp:"):
 		addr = strings.TrimPrefix(addr, "tcp:")
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", "", fmt.Errorf("fastcgi: address %q: want unix:/path, tcp:host:port or host:port", addr)
+		return "", "", fmt.Errorf("fastcgi: address %q: want unix:/path, /path, tcp:host:port or host:port, such as unix:/run/app/app.sock", addr)
 	}
 	return "tcp", addr, nil
 }

@@ -2,14 +2,18 @@ package fastcgi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,5 +166,127 @@ func TestIsListeningSocket(t *testing.T) {
 	}
 	if _, err := InheritedListener(int(pr.Fd())); err == nil {
 		t.Errorf("InheritedListener(pipe) succeeded")
+	}
+}
+
+func TestParseAddr(t *testing.T) {
+	tests := []struct {
+		addr, network, address string
+		err                    string // "" means valid
+	}{
+		{"unix:/run/app/app.sock", "unix", "/run/app/app.sock", ""},
+		{"/run/php/php-fpm.sock", "unix", "/run/php/php-fpm.sock", ""}, // as php-fpm and nginx write it
+		{"tcp:127.0.0.1:9000", "tcp", "127.0.0.1:9000", ""},
+		{"127.0.0.1:9000", "tcp", "127.0.0.1:9000", ""},
+		{"[::1]:9000", "tcp", "[::1]:9000", ""},
+		{"unix:", "", "", "empty socket path"},
+		{"run/app.sock", "", "", "/path"},
+		{"nonsense", "", "", "/path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			network, address, err := ParseAddr(tt.addr)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Errorf("ParseAddr(%q) = %v, want %s %s", tt.addr, err, tt.network, tt.address)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("ParseAddr(%q) = %q, %q, %v; want an error containing %q", tt.addr, network, address, err, tt.err)
+			case network != tt.network || address != tt.address:
+				t.Errorf("ParseAddr(%q) = %q, %q; want %q, %q", tt.addr, network, address, tt.network, tt.address)
+			}
+		})
+	}
+}
+
+// TestListenMissingDirectory: a socket in a directory that does not exist
+// is refused with what to do, systemd's RuntimeDirectory= for one under
+// /run.
+func TestListenMissingDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "app")
+	runDir := fmt.Sprintf("/run/cgirun-test-missing-%d", os.Getpid())
+	tests := []struct {
+		name, addr string
+		want       string
+		wantNot    string // "" means none
+	}{
+		{"outside /run", "unix:" + missing + "/app.sock", "directory " + missing + " does not exist: create it", "RuntimeDirectory"},
+		{"under /run", "unix:" + runDir + "/app.sock", "directory " + runDir + " does not exist: create it, or set RuntimeDirectory=" + runDir[len("/run/"):] + " under systemd", ""},
+		{"a bare path", runDir + "/app.sock", "RuntimeDirectory=", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Listen(tt.addr, 0)
+			if err == nil {
+				l.Close()
+				t.Fatalf("Listen(%q) succeeded, want an error", tt.addr)
+			}
+			if !strings.Contains(err.Error(), tt.want) || tt.wantNot != "" && strings.Contains(err.Error(), tt.wantNot) {
+				t.Errorf("Listen(%q) = %v, want an error containing %q and not %q", tt.addr, err, tt.want, tt.wantNot)
+			}
+		})
+	}
+}
+
+// TestListenConfigOwnerGroup: the socket file gets php-fpm's listen.owner
+// and listen.group, names or numbers; an unknown one is refused, naming
+// what it is.
+func TestListenConfigOwnerGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a socket file to another user needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody to give the socket to:", err)
+	}
+	nogroup, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skip("no group nogroup to give the socket to:", err)
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	nobodyUID, _ := strconv.Atoi(nobody.Uid)
+	nogroupGID, _ := strconv.Atoi(nogroup.Gid)
+	tests := []struct {
+		name             string
+		cfg              ListenConfig
+		wantUID, wantGID int
+		err              string // "" means none
+	}{
+		{"neither", ListenConfig{Mode: 0o660}, uid, gid, ""},
+		{"owner and group by name", ListenConfig{Owner: "nobody", Group: "nogroup"}, nobodyUID, nogroupGID, ""},
+		{"owner by number", ListenConfig{Owner: nobody.Uid}, nobodyUID, gid, ""},
+		{"group by number", ListenConfig{Group: nogroup.Gid}, uid, nogroupGID, ""},
+		{"unknown owner", ListenConfig{Owner: "no-such-user-cgirun"}, 0, 0, `socket owner "no-such-user-cgirun"`},
+		{"unknown group", ListenConfig{Group: "no-such-group-cgirun"}, 0, 0, `socket group "no-such-group-cgirun"`},
+		{"negative number", ListenConfig{Owner: "-2"}, 0, 0, `socket owner "-2"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.sock")
+			l, err := tt.cfg.Listen(path)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("%+v.Listen(%s) = %v, want an error containing %q", tt.cfg, path, err, tt.err)
+				}
+				if err == nil {
+					l.Close()
+				}
+				if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("socket file after a failed Listen: %v, want none", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%+v.Listen(%s): %v", tt.cfg, path, err)
+			}
+			defer l.Close()
+			fi, err := os.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != tt.wantUID || int(st.Gid) != tt.wantGID || fi.Mode().Perm() != 0o660 {
+				t.Errorf("%+v.Listen made a socket %v owned by %d:%d, want %v owned by %d:%d", tt.cfg, fi.Mode().Perm(), st.Uid, st.Gid, fs.FileMode(0o660), tt.wantUID, tt.wantGID)
+			}
+		})
 	}
 }
