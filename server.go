@@ -104,7 +104,7 @@ func (s *Server) Listen() error {
 		return nil
 	}
 	mode, _ := cfg.socketMode()
-	set, err := serve.Listen(cfg.Fastcgi, "CGIRUN_FASTCGI", mode, os.Stdin, s.log)
+	set, err := serve.Listen(cfg.Fastcgi, "CGIRUN_FASTCGI", fastcgi.ListenConfig{Mode: mode}, os.Stdin, s.log)
 	if err != nil {
 		return fmt.Errorf("cgirun: %w", err)
 	}

@@ -105,7 +105,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	set, err := serve.Listen(cfg.Fastcgi, "-s", mode, c.stdin, log)
+	set, err := serve.Listen(cfg.Fastcgi, "-s", fastcgi.ListenConfig{Mode: mode}, c.stdin, log)
 	switch {
 	case err != nil:
 		return err

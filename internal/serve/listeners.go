@@ -3,10 +3,11 @@ package serve
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
+	"strconv"
 	"syscall"
 
 	"github.com/cgirun/cgirun/fastcgi"
@@ -32,7 +33,8 @@ type ListenerSet struct {
 // the module: those the process this one replaces passed on
 // (upgrade.Inherit), then a listening socket on stdin (spawn-fcgi,
 // mod_fcgid), then systemd's (LISTEN_FDS), then a new socket on addr
-// (unix:/path, created with mode, or tcp:host:port or host:port). The
+// (unix:/path or /path, created as lc says and logged with its owner,
+// group and mode, or tcp:host:port or host:port). The
 // sockets a process was handed come first: whoever handed them sends the
 // requests there. An addr that is not used for fd 0's or systemd's
 // sockets is logged as ignored. With no
@@ -44,7 +46,7 @@ type ListenerSet struct {
 // 0, /dev/null takes its place there, so that no child process inherits
 // the socket and no file opened later becomes fd 0; any other stdin (a
 // test's) is left untouched.
-func Listen(addr, what string, mode fs.FileMode, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
+func Listen(addr, what string, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
 	lns, ready, err := upgrade.Inherit(addr)
 	if err != nil {
 		return ListenerSet{}, err
@@ -74,9 +76,12 @@ func Listen(addr, what string, mode fs.FileMode, stdin io.Reader, log *slog.Logg
 		if addr == "" {
 			return set, nil
 		}
-		l, err := fastcgi.Listen(addr, mode)
+		l, err := lc.Listen(addr)
 		if err != nil {
 			return ListenerSet{}, fmt.Errorf("%s %s: %w", what, addr, err)
+		}
+		if ul, ok := l.(*net.UnixListener); ok {
+			logSocket(log, ul.Addr().String())
 		}
 		return ListenerSet{Listeners: []net.Listener{l}, Where: addr, Ready: ready}, nil
 	}
@@ -84,6 +89,27 @@ func Listen(addr, what string, mode fs.FileMode, stdin io.Reader, log *slog.Logg
 		log.Warn("cgirun: "+what+" is ignored: serving the sockets the process was handed", "addr", addr, "on", set.Where)
 	}
 	return set, nil
+}
+
+// logSocket logs the path, owner, group and mode of the socket file Listen
+// created: what a web server's "Permission denied" is checked against.
+func logSocket(log *slog.Logger, path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		log.Warn("cgirun: created unix socket, but cannot stat it", "socket", path, "err", err)
+		return
+	}
+	owner, group := "?", "?"
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner, group = strconv.FormatUint(uint64(st.Uid), 10), strconv.FormatUint(uint64(st.Gid), 10)
+		if u, err := user.LookupId(owner); err == nil {
+			owner = u.Username
+		}
+		if g, err := user.LookupGroupId(group); err == nil {
+			group = g.Name
+		}
+	}
+	log.Info("cgirun: created unix socket", "socket", path, "owner", owner, "group", group, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 }
 
 // StdinIsListening reports whether stdin is a listening socket, as

@@ -4,12 +4,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/cgirun/cgirun/fastcgi"
 	"github.com/cgirun/cgirun/upgrade"
 )
 
@@ -54,7 +56,7 @@ func TestListenOrder(t *testing.T) {
 		wantLog   string // "" means none
 	}{
 		{name: "nothing", stdin: devNull},
-		{name: "the address", addr: addr, stdin: devNull, wantPath: filepath.Join(dir, "made.sock"), wantWhere: addr},
+		{name: "the address", addr: addr, stdin: devNull, wantPath: filepath.Join(dir, "made.sock"), wantWhere: addr, wantLog: "created unix socket"},
 		{name: "stdin alone", stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0"},
 		{name: "stdin before the address", addr: addr, stdin: stdin, wantPath: stdinPath, wantWhere: "fd 0", wantLog: "CGIRUN_FASTCGI is ignored"},
 		{name: "an upgrade's before stdin", stdin: stdin, inherit: true, wantPath: inheritedPath, wantWhere: "sockets inherited from pid"},
@@ -72,7 +74,7 @@ func TestListenOrder(t *testing.T) {
 				t.Setenv(upgrade.EnvInheritFDs, strconv.Itoa(dup))
 			}
 			var logs strings.Builder
-			set, err := Listen(tt.addr, "CGIRUN_FASTCGI", 0o600, tt.stdin, slog.New(slog.NewTextHandler(&logs, nil)))
+			set, err := Listen(tt.addr, "CGIRUN_FASTCGI", fastcgi.ListenConfig{Mode: 0o600}, tt.stdin, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
 				t.Fatalf("Listen: %v", err)
 			}
@@ -107,6 +109,54 @@ func TestListenOrder(t *testing.T) {
 	// stdin itself is left open, still a listening socket.
 	if !StdinIsListening(stdin) {
 		t.Errorf("StdinIsListening(stdin) after Listen = false, want the socket untouched")
+	}
+}
+
+// TestListenLogsTheSocket: the socket Listen creates is logged with its
+// path, owner, group and mode, so that a web server's "Permission denied"
+// can be checked against the program's own log.
+func TestListenLogsTheSocket(t *testing.T) {
+	me, err := user.LookupId(strconv.Itoa(os.Geteuid()))
+	if err != nil {
+		t.Skip("the process's user has no name:", err)
+	}
+	myGroup, err := user.LookupGroupId(strconv.Itoa(os.Getegid()))
+	if err != nil {
+		t.Skip("the process's group has no name:", err)
+	}
+	tests := []struct {
+		name     string
+		cfg      fastcgi.ListenConfig
+		wantLog  string
+		needRoot bool
+	}{
+		{"the process's", fastcgi.ListenConfig{Mode: 0o600}, "owner=" + me.Username + " group=" + myGroup.Name + " mode=0600", false},
+		{"given away", fastcgi.ListenConfig{Owner: "nobody", Group: "nogroup"}, "owner=nobody group=nogroup mode=0660", true},
+		{"a uid with no name", fastcgi.ListenConfig{Owner: "54321"}, "owner=54321 group=" + myGroup.Name, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.needRoot && os.Geteuid() != 0 {
+				t.Skip("giving a socket file away needs root")
+			}
+			if _, _, err := tt.cfg.IDs(); err != nil {
+				t.Skip("no such user or group here:", err)
+			}
+			t.Setenv("LISTEN_PID", "") // no systemd sockets
+			os.Unsetenv("LISTEN_PID")
+			path := filepath.Join(t.TempDir(), "app.sock")
+			var logs strings.Builder
+			set, err := Listen(path, "CGIRUN_FASTCGI", tt.cfg, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatalf("Listen(%s): %v", path, err)
+			}
+			for _, l := range set.Listeners {
+				l.Close()
+			}
+			if want := "socket=" + path + " " + tt.wantLog; !strings.Contains(logs.String(), want) {
+				t.Errorf("Listen(%s, %+v) logged %q, want %q", path, tt.cfg, logs.String(), want)
+			}
+		})
 	}
 }
 
