@@ -29,6 +29,8 @@ type Config struct {
 	TLSCert          string        `split_words:"true" desc:"certificate file: serve HTTPS instead of HTTP (with TLS_KEY)"`
 	TLSKey           string        `split_words:"true" desc:"private key file for TLS_CERT"`
 	SocketMode       string        `split_words:"true" default:"0660" desc:"mode of a unix socket created for FASTCGI (octal)"`
+	SocketOwner      string        `split_words:"true" desc:"owner of a unix socket created for FASTCGI: a user name or uid; empty: the process's"`
+	SocketGroup      string        `split_words:"true" desc:"group of a unix socket created for FASTCGI: a name or gid, such as www-data for nginx; empty: the process's"`
 	ShutdownGrace    time.Duration `split_words:"true" default:"30s" desc:"on SIGTERM or SIGINT, how long in-flight requests may take"`
 	UpgradeTimeout   time.Duration `split_words:"true" default:"30s" desc:"on SIGHUP (FastCGI), how long the new process may take to serve before it is given up"`
 	Debug            bool          `desc:"show panics and their stacks to clients (never in production)"`
@@ -95,7 +97,7 @@ func hasSettings(environ []string) bool {
 }
 
 func (c *Config) validate() error {
-	if _, err := c.socketMode(); err != nil {
+	if _, err := c.listenConfig(); err != nil {
 		return err
 	}
 	if c.Fastcgi != "" {
@@ -149,6 +151,28 @@ func (c *Config) socketMode() (os.FileMode, error) {
 		return 0, fmt.Errorf("cgirun: CGIRUN_SOCKET_MODE=%q: want an octal mode such as 0660", c.SocketMode)
 	}
 	return os.FileMode(m), nil
+}
+
+// listenConfig returns how a unix socket for CGIRUN_FASTCGI is created.
+// The error names the variable that is wrong.
+func (c *Config) listenConfig() (fastcgi.ListenConfig, error) {
+	mode, err := c.socketMode()
+	if err != nil {
+		return fastcgi.ListenConfig{}, err
+	}
+	ids := []struct {
+		name, value, example string
+		lc                   fastcgi.ListenConfig
+	}{
+		{"CGIRUN_SOCKET_OWNER", c.SocketOwner, "a user name or uid, such as www-data", fastcgi.ListenConfig{Owner: c.SocketOwner}},
+		{"CGIRUN_SOCKET_GROUP", c.SocketGroup, "a group name or gid, such as www-data", fastcgi.ListenConfig{Group: c.SocketGroup}},
+	}
+	for _, id := range ids {
+		if _, _, err := id.lc.IDs(); err != nil {
+			return fastcgi.ListenConfig{}, fmt.Errorf("cgirun: %s=%q: %v: want %s", id.name, id.value, errors.Unwrap(err), id.example)
+		}
+	}
+	return fastcgi.ListenConfig{Mode: mode, Owner: c.SocketOwner, Group: c.SocketGroup}, nil
 }
 
 // Usage writes the table of settings, their defaults and descriptions.

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -17,9 +18,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +43,11 @@ func TestLoadConfig(t *testing.T) {
 		{"bad fastcgi address", map[string]string{"CGIRUN_FASTCGI": "nowhere"}, "CGIRUN_FASTCGI"},
 		{"bad socket mode", map[string]string{"CGIRUN_SOCKET_MODE": "rw-rw----"}, "CGIRUN_SOCKET_MODE"},
 		{"socket mode too large", map[string]string{"CGIRUN_SOCKET_MODE": "7777"}, "CGIRUN_SOCKET_MODE"},
+		{"fastcgi bare path", map[string]string{"CGIRUN_FASTCGI": "/run/php/app.sock"}, ""},
+		{"socket owner and group by number", map[string]string{"CGIRUN_SOCKET_OWNER": "0", "CGIRUN_SOCKET_GROUP": "0"}, ""},
+		{"unknown socket owner", map[string]string{"CGIRUN_SOCKET_OWNER": "no-such-user-cgirun"}, `CGIRUN_SOCKET_OWNER="no-such-user-cgirun": no such user: want a user name or uid, such as www-data`},
+		{"unknown socket group", map[string]string{"CGIRUN_SOCKET_GROUP": "no-such-group-cgirun"}, `CGIRUN_SOCKET_GROUP="no-such-group-cgirun": no such group: want a group name or gid, such as www-data`},
+		{"negative socket owner", map[string]string{"CGIRUN_SOCKET_OWNER": "-1"}, "CGIRUN_SOCKET_OWNER"},
 		{"bad log format", map[string]string{"CGIRUN_LOG_FORMAT": "xml"}, "CGIRUN_LOG_FORMAT"},
 		{"bad duration", map[string]string{"CGIRUN_SHUTDOWN_GRACE": "soon"}, "SHUTDOWN_GRACE"},
 		{"negative count", map[string]string{"CGIRUN_MAX_CONNS": "-1"}, "CGIRUN_MAX_CONNS"},
@@ -265,6 +273,47 @@ func TestServerFastCGI(t *testing.T) {
 		if !strings.Contains(w.Body.String(), tt.want) {
 			t.Errorf("%s = %q, want %q", tt.uri, w.Body.String(), tt.want)
 		}
+	}
+}
+
+// TestServerSocketOwner: CGIRUN_SOCKET_OWNER and CGIRUN_SOCKET_GROUP give
+// the socket of CGIRUN_FASTCGI, a bare path, to the web server's user and
+// group, and the log says so.
+func TestServerSocketOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a socket file to another user needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody to give the socket to:", err)
+	}
+	nogroup, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skip("no group nogroup to give the socket to:", err)
+	}
+	clearSettings(t)
+	sock := filepath.Join(t.TempDir(), "app.sock")
+	cfg := testConfig(t, map[string]string{"CGIRUN_FASTCGI": sock, "CGIRUN_SOCKET_OWNER": "nobody", "CGIRUN_SOCKET_GROUP": "nogroup"})
+	var logs strings.Builder
+	s := NewServer(cfg, http.NotFoundHandler(), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := s.Listen(); err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	defer func() {
+		for _, l := range s.lns {
+			l.Close()
+		}
+	}()
+	fi, err := os.Lstat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if got, want := fmt.Sprintf("%d:%d %04o", st.Uid, st.Gid, fi.Mode().Perm()), nobody.Uid+":"+nogroup.Gid+" 0660"; got != want {
+		t.Errorf("socket %s = %s, want %s", sock, got, want)
+	}
+	if want := "socket=" + sock + " owner=nobody group=nogroup mode=0660"; !strings.Contains(logs.String(), want) {
+		t.Errorf("log = %q, want %q", logs.String(), want)
 	}
 }
 

@@ -103,8 +103,8 @@ func (s *Server) Listen() error {
 		s.mode = ModeCGI
 		return nil
 	}
-	mode, _ := cfg.socketMode()
-	set, err := serve.Listen(cfg.Fastcgi, "CGIRUN_FASTCGI", fastcgi.ListenConfig{Mode: mode}, os.Stdin, s.log)
+	lc, _ := cfg.listenConfig()
+	set, err := serve.Listen(cfg.Fastcgi, "CGIRUN_FASTCGI", lc, os.Stdin, s.log)
 	if err != nil {
 		return fmt.Errorf("cgirun: %w", err)
 	}
