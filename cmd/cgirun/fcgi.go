@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -24,6 +25,8 @@ type fcgiConfig struct {
 	Allow             []string      `desc:"-p: the only scripts that may run, by path"`
 	StderrToWebServer bool          `split_words:"true" desc:"-f: copy what scripts write to stderr to the web server's error log"`
 	SocketMode        string        `split_words:"true" default:"0660" desc:"--socket-mode: the mode of the unix socket -s creates (octal)"`
+	SocketOwner       string        `split_words:"true" desc:"--socket-owner: the owner of the unix socket -s creates, a user name or uid; empty: the runner's"`
+	SocketGroup       string        `split_words:"true" desc:"--socket-group: the group of the unix socket -s creates, a name or gid such as www-data; empty: the runner's"`
 	ShutdownGrace     time.Duration `split_words:"true" default:"30s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
 	UpgradeTimeout    time.Duration `split_words:"true" default:"30s" desc:"--upgrade-timeout: on SIGHUP, how long the new runner may take to serve before it is given up"`
 	LogFormat         string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
@@ -70,6 +73,8 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	fs.Var(&listFlag{list: &cfg.Allow}, "p", "let only the script at `PATH` run (repeatable)")
 	fs.BoolVar(&cfg.StderrToWebServer, "f", cfg.StderrToWebServer, "copy scripts' stderr to the web server's error log (it always goes to cgirun's log)")
 	fs.StringVar(&cfg.SocketMode, "socket-mode", cfg.SocketMode, "create the unix socket of -s with `MODE` (octal)")
+	fs.StringVar(&cfg.SocketOwner, "socket-owner", cfg.SocketOwner, "give the unix socket of -s to `USER`, a name or uid (php-fpm's listen.owner)")
+	fs.StringVar(&cfg.SocketGroup, "socket-group", cfg.SocketGroup, "give the unix socket of -s to `GROUP`, a name or gid, such as nginx's www-data (php-fpm's listen.group)")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
 	fs.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", cfg.UpgradeTimeout, "on SIGHUP, give the new runner up to `DURATION` to serve")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
@@ -84,7 +89,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	mode, err := cfg.validate()
+	lc, err := cfg.validate()
 	if err != nil {
 		return err
 	}
@@ -105,7 +110,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	set, err := serve.Listen(cfg.Fastcgi, "-s", fastcgi.ListenConfig{Mode: mode}, c.stdin, log)
+	set, err := serve.Listen(cfg.Fastcgi, "-s", lc, c.stdin, log)
 	switch {
 	case err != nil:
 		return err
@@ -123,25 +128,37 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 }
 
 // validate checks cfg, fills in what has a derived default, and returns
-// the socket mode.
-func (cfg *fcgiConfig) validate() (os.FileMode, error) {
+// how -s creates a unix socket.
+func (cfg *fcgiConfig) validate() (fastcgi.ListenConfig, error) {
 	if err := checkLogFormat(cfg.LogFormat); err != nil {
-		return 0, err
+		return fastcgi.ListenConfig{}, err
 	}
 	m, err := strconv.ParseUint(cfg.SocketMode, 8, 32)
 	if err != nil || m > 0o777 {
-		return 0, usagef("--socket-mode (CGIRUN_SOCKET_MODE) = %q: want an octal mode such as 0660", cfg.SocketMode)
+		return fastcgi.ListenConfig{}, usagef("--socket-mode (CGIRUN_SOCKET_MODE) = %q: want an octal mode such as 0660", cfg.SocketMode)
+	}
+	ids := []struct {
+		what, value, example string
+		lc                   fastcgi.ListenConfig
+	}{
+		{"--socket-owner (CGIRUN_SOCKET_OWNER)", cfg.SocketOwner, "a user name or uid, such as www-data", fastcgi.ListenConfig{Owner: cfg.SocketOwner}},
+		{"--socket-group (CGIRUN_SOCKET_GROUP)", cfg.SocketGroup, "a group name or gid, such as www-data", fastcgi.ListenConfig{Group: cfg.SocketGroup}},
+	}
+	for _, id := range ids {
+		if _, _, err := id.lc.IDs(); err != nil {
+			return fastcgi.ListenConfig{}, usagef("%s = %q: %v: want %s", id.what, id.value, errors.Unwrap(err), id.example)
+		}
 	}
 	if cfg.ShutdownGrace < 0 {
-		return 0, usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
+		return fastcgi.ListenConfig{}, usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
 	}
 	if cfg.UpgradeTimeout < 0 {
-		return 0, usagef("--upgrade-timeout (CGIRUN_UPGRADE_TIMEOUT) = %v: want 0 or more", cfg.UpgradeTimeout)
+		return fastcgi.ListenConfig{}, usagef("--upgrade-timeout (CGIRUN_UPGRADE_TIMEOUT) = %v: want 0 or more", cfg.UpgradeTimeout)
 	}
 	if cfg.Fastcgi != "" {
 		addr, _, _, err := fastcgiAddr(cfg.Fastcgi)
 		if err != nil {
-			return 0, usagef("-s (CGIRUN_FASTCGI): %v", err)
+			return fastcgi.ListenConfig{}, usagef("-s (CGIRUN_FASTCGI): %v", err)
 		}
 		cfg.Fastcgi = addr
 	}
@@ -158,10 +175,10 @@ func (cfg *fcgiConfig) validate() (os.FileMode, error) {
 		}
 	}
 	if len(cfg.Root) == 0 {
-		return 0, usagef("no root: give --root DIR (or CGIRUN_ROOT), the directory holding the scripts")
+		return fastcgi.ListenConfig{}, usagef("no root: give --root DIR (or CGIRUN_ROOT), the directory holding the scripts")
 	}
 	if err := cfg.ScriptConfig.validate(); err != nil {
-		return 0, err
+		return fastcgi.ListenConfig{}, err
 	}
-	return os.FileMode(m), nil
+	return fastcgi.ListenConfig{Mode: os.FileMode(m), Owner: cfg.SocketOwner, Group: cfg.SocketGroup}, nil
 }

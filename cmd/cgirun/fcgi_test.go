@@ -2,11 +2,15 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cgirun/cgirun/internal/serve"
@@ -87,6 +91,65 @@ func TestFCGIServesScripts(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("socket %s after shutdown: %v, want it removed", sock, err)
+	}
+}
+
+// TestFCGISocketOwner: --socket-owner and --socket-group, or their
+// CGIRUN_ variables, give the socket of -s (a bare path, as php-fpm writes
+// it) to the web server, and the log says so before "serving FastCGI".
+func TestFCGISocketOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a socket file to another user needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody to give the socket to:", err)
+	}
+	nogroup, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skip("no group nogroup to give the socket to:", err)
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"flags", nil, []string{"--socket-owner", "nobody", "--socket-group", nogroup.Gid}},
+		{"environment", map[string]string{"CGIRUN_SOCKET_OWNER": nobody.Uid, "CGIRUN_SOCKET_GROUP": "nogroup"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			root := t.TempDir()
+			sock := filepath.Join(socketDir(t), "o.sock")
+			r := start(t, nil, append([]string{"fcgi", "--root", root, "-s", sock}, tt.args...)...)
+			r.waitLog(`serving FastCGI`)
+			fi, err := os.Lstat(sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if got, want := fmt.Sprintf("%d:%d %04o", st.Uid, st.Gid, fi.Mode().Perm()), nobody.Uid+":"+nogroup.Gid+" 0660"; got != want {
+				t.Errorf("socket %s = %s, want %s", sock, got, want)
+			}
+			r.waitLog(`created unix socket" socket=` + regexp.QuoteMeta(sock) + ` owner=nobody group=nogroup mode=0660`)
+			if code := r.stop(); code != exitOK {
+				t.Errorf("run(fcgi) after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
+			}
+		})
+	}
+}
+
+// TestFCGISocketDirMissing: -s in a directory that does not exist stops
+// the runner with what to do.
+func TestFCGISocketDirMissing(t *testing.T) {
+	dir := fmt.Sprintf("/run/cgirun-test-missing-%d", os.Getpid())
+	code, _, stderr := runCmd(t, nil, "fcgi", "--root", t.TempDir(), "-s", dir+"/app.sock")
+	want := "directory " + dir + " does not exist: create it, or set RuntimeDirectory=" + strings.TrimPrefix(dir, "/run/") + " under systemd"
+	if code != exitFailure || !strings.Contains(stderr, want) {
+		t.Errorf("run(fcgi -s %s/app.sock) = %d, %q; want %d and %q", dir, code, stderr, exitFailure, want)
 	}
 }
 
