@@ -24,7 +24,7 @@ import (
 // package upgrade).
 type Config struct {
 	CGI              bool          `desc:"serve one CGI request even without GATEWAY_INTERFACE"`
-	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, tcp:host:port or host:port"`
+	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, /path, tcp:host:port or host:port"`
 	HTTP             string        `default:"127.0.0.1:8080" desc:"plain HTTP address when no gateway is detected"`
 	TLSCert          string        `split_words:"true" desc:"certificate file: serve HTTPS instead of HTTP (with TLS_KEY)"`
 	TLSKey           string        `split_words:"true" desc:"private key file for TLS_CERT"`

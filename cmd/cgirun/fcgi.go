@@ -21,7 +21,7 @@ import (
 // fcgiConfig is the configuration of "cgirun fcgi".
 type fcgiConfig struct {
 	Root              []string      `desc:"--root: the directories holding the scripts; default: those of the -p scripts"`
-	Fastcgi           string        `desc:"-s: the address to listen on: unix:/path, tcp:host:port or host:port; empty: the socket on fd 0, or systemd's"`
+	Fastcgi           string        `desc:"-s: the address to listen on: unix:/path, /path, tcp:host:port or host:port; empty: the socket on fd 0, or systemd's"`
 	Allow             []string      `desc:"-p: the only scripts that may run, by path"`
 	StderrToWebServer bool          `split_words:"true" desc:"-f: copy what scripts write to stderr to the web server's error log"`
 	SocketMode        string        `split_words:"true" default:"0660" desc:"--socket-mode: the mode of the unix socket -s creates (octal)"`
@@ -69,7 +69,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	envErr := loadEnv(&cfg)
 	fs := newFlagSet("fcgi")
 	fs.Var(&listFlag{list: &cfg.Root}, "root", "serve the scripts under `DIR` (repeatable)")
-	fs.StringVar(&cfg.Fastcgi, "s", cfg.Fastcgi, "listen on `ADDR`: unix:/path, tcp:host:port or host:port")
+	fs.StringVar(&cfg.Fastcgi, "s", cfg.Fastcgi, "listen on `ADDR`: unix:/path, /path, tcp:host:port or host:port")
 	fs.Var(&listFlag{list: &cfg.Allow}, "p", "let only the script at `PATH` run (repeatable)")
 	fs.BoolVar(&cfg.StderrToWebServer, "f", cfg.StderrToWebServer, "copy scripts' stderr to the web server's error log (it always goes to cgirun's log)")
 	fs.StringVar(&cfg.SocketMode, "socket-mode", cfg.SocketMode, "create the unix socket of -s with `MODE` (octal)")
