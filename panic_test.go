@@ -2,7 +2,6 @@ package cgirun
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,31 +12,17 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/yookoala/gofast"
 
 	"github.com/cgirun/cgirun/bridge"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // syncBuffer is a log destination safe for a server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = testlog.Buffer
 
 // failing answers each path with a way a handler fails.
 var failing = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -14,25 +13,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // syncBuffer is a log destination safe for a server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = testlog.Buffer
 
 // httpAnswer is what a client got over HTTP: the interim responses, the
 // final status, the headers that tell an error response, the body, and

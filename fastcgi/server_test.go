@@ -15,13 +15,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/cgirun/cgirun/bridge"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -34,23 +35,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log destination shared by the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log destination safe for a server's goroutines.
+type syncBuffer = testlog.Buffer
 
 // startServer serves h on a unix socket in a temporary directory and stops
 // the server at the end of the test. configure, when not nil, sets fields.

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/fastcgi"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // waitLimit bounds a wait for something that should happen at once.
@@ -83,23 +84,8 @@ func (s *fakeServer) calls() (shutdowns, closes int) {
 // fakeListener is a listener the fake server only tells apart.
 type fakeListener struct{ net.Listener }
 
-// syncBuffer is a log destination safe for the loop's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is a log destination safe for a server's goroutines.
+type syncBuffer = testlog.Buffer
 
 // runLoop runs lp in the background; its result arrives on the channel.
 func runLoop(ctx context.Context, lp *Loop) <-chan error {
