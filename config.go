@@ -1,6 +1,7 @@
 package cgirun
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -55,13 +56,88 @@ type Config struct {
 }
 
 // LoadConfig reads Config from the environment and checks it. The error
-// names the variable and what it accepts.
+// names the variable, says what was wrong and gives an example of a right
+// value. Booleans are true or false, yes or no, on or off (in any case),
+// or what strconv.ParseBool takes; LoadConfig rewrites a yes, no, on or
+// off in the environment to true or false, which envconfig reads.
 func LoadConfig() (Config, error) {
 	var c Config
+	normalizeBools("CGIRUN", &c)
 	if err := envconfig.Process("CGIRUN", &c); err != nil {
-		return c, fmt.Errorf("cgirun: %w", err)
+		return c, fmt.Errorf("cgirun: %w", envError(err))
 	}
 	return c, c.validate()
+}
+
+// boolType is envconfig's description of a bool field.
+const boolType = "True or False"
+
+// settingNames returns the variables envconfig reads into spec (a pointer
+// to a config struct) with envconfig's descriptions of their types, such
+// as "Duration" or boolType.
+func settingNames(prefix string, spec any) map[string]string {
+	var b bytes.Buffer
+	envconfig.Usagef(prefix, spec, &b, "{{range .}}{{usage_key .}}\t{{usage_type .}}\n{{end}}")
+	names := make(map[string]string)
+	for line := range strings.Lines(b.String()) {
+		if name, typ, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t"); ok {
+			names[name] = typ
+		}
+	}
+	return names
+}
+
+// parseBool is strconv.ParseBool that also takes yes, no, on and off in
+// any case.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "yes", "on":
+		return true, nil
+	case "no", "off":
+		return false, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// normalizeBools sets the boolean variables of spec that hold yes, no, on
+// or off to true or false, for envconfig, which takes only
+// strconv.ParseBool's words.
+func normalizeBools(prefix string, spec any) {
+	for name, typ := range settingNames(prefix, spec) {
+		v, ok := os.LookupEnv(name)
+		if !ok || typ != boolType {
+			continue
+		}
+		if _, err := strconv.ParseBool(v); err == nil {
+			continue
+		}
+		if b, err := parseBool(v); err == nil {
+			os.Setenv(name, strconv.FormatBool(b))
+		}
+	}
+}
+
+// envError rewrites envconfig's error for a value it could not convert
+// ("envconfig.Process: assigning ... converting '5' to type
+// time.Duration") as NAME="value": what was wrong: an example of a right
+// value.
+func envError(err error) error {
+	var pe *envconfig.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	what := pe.Err.Error()
+	switch {
+	case pe.TypeName == "time.Duration":
+		what = "not a duration: want a number with a unit, such as 30s or 2m"
+	case pe.TypeName == "bool":
+		what = "not a boolean: want true or false (or yes, no, on, off, 1, 0)"
+	case strings.HasPrefix(pe.TypeName, "int") && errors.Is(pe.Err, strconv.ErrRange):
+		what = "out of range: want a smaller whole number, such as 100"
+	case strings.HasPrefix(pe.TypeName, "int"):
+		what = "not a whole number: want digits, such as 100"
+	}
+	return fmt.Errorf("%s=%q: %s", pe.KeyName, pe.Value, what)
 }
 
 // defaultConfig is what LoadConfig returns when no CGIRUN_* variable is

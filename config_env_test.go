@@ -1,0 +1,54 @@
+package cgirun
+
+import (
+	"testing"
+)
+
+// TestLoadConfigMessages: a value envconfig cannot read gets one line that
+// names the variable, says what was wrong and gives an example of a right
+// value, not envconfig's "envconfig.Process: assigning ..." (issue 14).
+func TestLoadConfigMessages(t *testing.T) {
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"duration without a unit", "CGIRUN_SHUTDOWN_GRACE", "5", `cgirun: CGIRUN_SHUTDOWN_GRACE="5": not a duration: want a number with a unit, such as 30s or 2m`},
+		{"duration in words", "CGIRUN_IDLE_TIMEOUT", "soon", `cgirun: CGIRUN_IDLE_TIMEOUT="soon": not a duration: want a number with a unit, such as 30s or 2m`},
+		{"boolean", "CGIRUN_ACCESS_LOG", "maybe", `cgirun: CGIRUN_ACCESS_LOG="maybe": not a boolean: want true or false (or yes, no, on, off, 1, 0)`},
+		{"integer", "CGIRUN_MAX_CONNS", "ten", `cgirun: CGIRUN_MAX_CONNS="ten": not a whole number: want digits, such as 100`},
+		{"integer out of range", "CGIRUN_MAX_CONNS", "99999999999999999999", `cgirun: CGIRUN_MAX_CONNS="99999999999999999999": out of range: want a smaller whole number, such as 100`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.key, tt.value)
+			_, err := LoadConfig()
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("LoadConfig() with %s=%q = %v, want %s", tt.key, tt.value, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadConfigBooleans: yes, no, on and off are booleans too, in any
+// case, as well as what strconv.ParseBool takes.
+func TestLoadConfigBooleans(t *testing.T) {
+	tests := []struct {
+		value string
+		want  bool
+	}{
+		{"yes", true}, {"Yes", true}, {"on", true}, {"ON", true}, {"true", true}, {"1", true},
+		{"no", false}, {"off", false}, {"Off", false}, {"false", false}, {"0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Setenv("CGIRUN_ACCESS_LOG", tt.value)
+			t.Setenv("CGIRUN_KEEPALIVE", tt.value)
+			cfg, err := LoadConfig()
+			if err != nil {
+				t.Fatalf("LoadConfig() with CGIRUN_ACCESS_LOG=%q: %v", tt.value, err)
+			}
+			if cfg.AccessLog != tt.want || cfg.Keepalive != tt.want {
+				t.Errorf("LoadConfig() with CGIRUN_ACCESS_LOG and CGIRUN_KEEPALIVE=%q = %v, %v; want %v", tt.value, cfg.AccessLog, cfg.Keepalive, tt.want)
+			}
+		})
+	}
+}
