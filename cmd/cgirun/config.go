@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,17 +57,87 @@ func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) 
 var errHelp = errors.New("help printed")
 
 // loadEnv reads the CGIRUN_* variables into spec, a pointer to a command's
-// config struct, and names the variable in its error.
+// config struct. Its error names the variable, what was wrong and an
+// example of a right value. Booleans take yes, no, on and off too: loadEnv
+// rewrites them in the environment to true or false, which envconfig reads.
 func loadEnv(spec any) error {
-	err := envconfig.Process(envPrefix, spec)
-	var pe *envconfig.ParseError
-	if errors.As(err, &pe) {
-		return usagef("%s=%q: %v", pe.KeyName, pe.Value, pe.Err)
-	}
-	if err != nil {
-		return usagef("%v", err)
+	normalizeBools(envPrefix, spec)
+	if err := envconfig.Process(envPrefix, spec); err != nil {
+		return &usageError{envError(err)}
 	}
 	return nil
+}
+
+// The functions below are the root package's (config.go), which keeps
+// them unexported; they belong in an internal package both import.
+
+// boolType is envconfig's description of a bool field.
+const boolType = "True or False"
+
+// settingNames returns the variables envconfig reads into spec (a pointer
+// to a config struct) with envconfig's descriptions of their types, such
+// as "Duration" or boolType.
+func settingNames(prefix string, spec any) map[string]string {
+	var b bytes.Buffer
+	envconfig.Usagef(prefix, spec, &b, "{{range .}}{{usage_key .}}\t{{usage_type .}}\n{{end}}")
+	names := make(map[string]string)
+	for line := range strings.Lines(b.String()) {
+		if name, typ, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t"); ok {
+			names[name] = typ
+		}
+	}
+	return names
+}
+
+// parseBool is strconv.ParseBool that also takes yes, no, on and off in
+// any case.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "yes", "on":
+		return true, nil
+	case "no", "off":
+		return false, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// normalizeBools sets the boolean variables of spec that hold yes, no, on
+// or off to true or false, for envconfig, which takes only
+// strconv.ParseBool's words.
+func normalizeBools(prefix string, spec any) {
+	for name, typ := range settingNames(prefix, spec) {
+		v, ok := os.LookupEnv(name)
+		if !ok || typ != boolType {
+			continue
+		}
+		if _, err := strconv.ParseBool(v); err == nil {
+			continue
+		}
+		if b, err := parseBool(v); err == nil {
+			os.Setenv(name, strconv.FormatBool(b))
+		}
+	}
+}
+
+// envError rewrites envconfig's error for a value it could not convert
+// as NAME="value": what was wrong: an example of a right value.
+func envError(err error) error {
+	var pe *envconfig.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	what := pe.Err.Error()
+	switch {
+	case pe.TypeName == "time.Duration":
+		what = "not a duration: want a number with a unit, such as 30s or 2m"
+	case pe.TypeName == "bool":
+		what = "not a boolean: want true or false (or yes, no, on, off, 1, 0)"
+	case strings.HasPrefix(pe.TypeName, "int") && errors.Is(pe.Err, strconv.ErrRange):
+		what = "out of range: want a smaller whole number, such as 100"
+	case strings.HasPrefix(pe.TypeName, "int"):
+		what = "not a whole number: want digits, such as 100"
+	}
+	return fmt.Errorf("%s=%q: %s", pe.KeyName, pe.Value, what)
 }
 
 // newFlagSet returns a flag set that prints nothing: run prints one line
