@@ -13,6 +13,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/upgrade"
 )
 
 // Config is every setting of Run, read from CGIRUN_* environment variables
@@ -115,6 +116,62 @@ func normalizeBools(prefix string, spec any) {
 			os.Setenv(name, strconv.FormatBool(b))
 		}
 	}
+}
+
+// unknownSettings returns a warning for each CGIRUN_* variable of environ
+// (os.Environ's form) that is none of known (see settingNames), with the
+// closest known name when one is close: a mistyped name would otherwise be
+// ignored without a word. The hand-over of an upgrade (CGIRUN_INHERIT_FDS,
+// CGIRUN_READY_FD) and the tests' CGIRUN_TEST_* variables are no typos.
+func unknownSettings(environ []string, known map[string]string) []string {
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CGIRUN_") || strings.HasPrefix(name, "CGIRUN_TEST_") ||
+			name == upgrade.EnvInheritFDs || name == upgrade.EnvReadyFD {
+			continue
+		}
+		if _, ok := known[name]; ok {
+			continue
+		}
+		best, bestDist := "", maxSuggestDistance+1
+		for k := range known {
+			if d := editDistance(name, k); d < bestDist || d == bestDist && k < best {
+				best, bestDist = k, d
+			}
+		}
+		if best == "" {
+			warnings = append(warnings, name+" is not a setting; see --help for the settings")
+			continue
+		}
+		warnings = append(warnings, name+" is not a setting; did you mean "+best+"?")
+	}
+	return warnings
+}
+
+// maxSuggestDistance is the most edits between an unknown name and the
+// setting unknownSettings suggests for it.
+const maxSuggestDistance = 3
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // envError rewrites envconfig's error for a value it could not convert

@@ -1,6 +1,7 @@
 package cgirun
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -48,6 +49,34 @@ func TestLoadConfigBooleans(t *testing.T) {
 			}
 			if cfg.AccessLog != tt.want || cfg.Keepalive != tt.want {
 				t.Errorf("LoadConfig() with CGIRUN_ACCESS_LOG and CGIRUN_KEEPALIVE=%q = %v, %v; want %v", tt.value, cfg.AccessLog, cfg.Keepalive, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnknownSettings: a CGIRUN_* name that is no setting is warned about
+// with the closest one, since a typo would otherwise fall back silently
+// (CGIRUN_FASTCG: plain HTTP on 127.0.0.1:8080 behind nginx's 502).
+func TestUnknownSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"none", []string{"PATH=/bin", "CGIRUN_FASTCGI=/run/app.sock", "HTTP_CGIRUN_FASTCG=x"}, nil},
+		{"a typo", []string{"CGIRUN_FASTCG=/run/app.sock"}, []string{"CGIRUN_FASTCG is not a setting; did you mean CGIRUN_FASTCGI?"}},
+		{"a missing underscore", []string{"CGIRUN_SHUTDOWNGRACE=5s", "CGIRUN_ACESS_LOG=1"},
+			[]string{"CGIRUN_SHUTDOWNGRACE is not a setting; did you mean CGIRUN_SHUTDOWN_GRACE?", "CGIRUN_ACESS_LOG is not a setting; did you mean CGIRUN_ACCESS_LOG?"}},
+		{"nothing close", []string{"CGIRUN_QQQQQQQQQQQQQQQQ=1"}, []string{"CGIRUN_QQQQQQQQQQQQQQQQ is not a setting; see --help for the settings"}},
+		{"an upgrade's hand-over", []string{"CGIRUN_INHERIT_FDS=3", "CGIRUN_READY_FD=4"}, nil},
+		{"a test's variable", []string{"CGIRUN_TEST_UPGRADE_CHILD=1"}, nil},
+	}
+	known := settingNames("CGIRUN", &Config{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := unknownSettings(tt.environ, known)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("unknownSettings(%q) = %q, want %q", tt.environ, got, tt.want)
 			}
 		})
 	}

@@ -51,6 +51,9 @@ type Options struct {
 // FastCGI on a new socket at CGIRUN_FASTCGI (logged as ignored when the
 // process was handed sockets); otherwise plain HTTP on CGIRUN_HTTP.
 //
+// A CGIRUN_* variable that is no setting, such as a mistyped
+// CGIRUN_FASTCG, is logged as a warning naming the closest setting.
+//
 // Started with -h or --help outside CGI, Run prints the settings to stdout
 // and exits the process with status 0, as the flag package does for a
 // program's own -h: main needs no code for it. It is the only case where
@@ -104,6 +107,11 @@ func RunWith(h http.Handler, opts Options) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	s := NewServer(cfg, h, opts)
+	if environ := os.Environ(); hasSettings(environ) {
+		for _, w := range unknownSettings(environ, settingNames("CGIRUN", &Config{})) {
+			s.log.Warn("cgirun: " + w)
+		}
+	}
 	if err := s.Listen(); err != nil {
 		return err
 	}

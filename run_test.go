@@ -616,13 +616,16 @@ func TestRunCGI(t *testing.T) {
 		uri      string
 		status   string
 		wantBody string
+		wantLog  string // in stderr
 	}{
-		{"defaults", nil, "/cgi-bin/app/", "200 OK", "Hello, World!\n"},
-		{"default URL bound: 414", nil, "/cgi-bin/app/?" + strings.Repeat("q", 8192), "414 Request URI Too Long", "URI Too Long"},
-		{"CGIRUN_CGI=1 is no setting", map[string]string{"CGIRUN_CGI": "1"}, "/cgi-bin/app/", "200 OK", "Hello, World!\n"},
-		{"CGIRUN_MAX_URL_LENGTH", map[string]string{"CGIRUN_MAX_URL_LENGTH": "16"}, "/cgi-bin/app/?0123456789", "414 Request URI Too Long", "URI Too Long"},
-		{"CGIRUN_PING_PATH", map[string]string{"CGIRUN_PING_PATH": "/ping"}, "/cgi-bin/app/ping", "200 OK", "pong\n"},
-		{"CGIRUN_DEBUG shows a panic", map[string]string{"CGIRUN_DEBUG": "true"}, "/cgi-bin/app/panic", "500 Internal Server Error", "cgi secret"},
+		{"defaults", nil, "/cgi-bin/app/", "200 OK", "Hello, World!\n", ""},
+		{"default URL bound: 414", nil, "/cgi-bin/app/?" + strings.Repeat("q", 8192), "414 Request URI Too Long", "URI Too Long", ""},
+		{"CGIRUN_CGI=1 is no setting", map[string]string{"CGIRUN_CGI": "1"}, "/cgi-bin/app/", "200 OK", "Hello, World!\n", ""},
+		{"CGIRUN_MAX_URL_LENGTH", map[string]string{"CGIRUN_MAX_URL_LENGTH": "16"}, "/cgi-bin/app/?0123456789", "414 Request URI Too Long", "URI Too Long", ""},
+		{"CGIRUN_PING_PATH", map[string]string{"CGIRUN_PING_PATH": "/ping"}, "/cgi-bin/app/ping", "200 OK", "pong\n", ""},
+		{"a mistyped setting is warned about", map[string]string{"CGIRUN_MAX_URL_LENGHT": "16"}, "/cgi-bin/app/", "200 OK", "Hello, World!\n",
+			"CGIRUN_MAX_URL_LENGHT is not a setting; did you mean CGIRUN_MAX_URL_LENGTH?"},
+		{"CGIRUN_DEBUG shows a panic", map[string]string{"CGIRUN_DEBUG": "true"}, "/cgi-bin/app/panic", "500 Internal Server Error", "cgi secret", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -660,6 +663,13 @@ func TestRunCGI(t *testing.T) {
 			out, err := os.ReadFile(filepath.Join(dir, "stdout"))
 			if err != nil {
 				t.Fatal(err)
+			}
+			logged, err := os.ReadFile(filepath.Join(dir, "stderr"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(logged), tt.wantLog) {
+				t.Errorf("Run logged %q, want %q in it", logged, tt.wantLog)
 			}
 			head, body, _ := strings.Cut(string(out), "\r\n\r\n")
 			if !strings.HasPrefix(head, "Status: "+tt.status+"\r\n") || !strings.Contains(body, tt.wantBody) {
