@@ -22,6 +22,7 @@ import (
 
 	"github.com/cgirun/cgirun/cgi"
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/upgrade"
 )
 
 // Exit statuses of run.
@@ -66,6 +67,37 @@ func loadEnv(spec any) error {
 		return &usageError{envError(err)}
 	}
 	return nil
+}
+
+// warnUnknownSettings writes a line to c.stderr for each CGIRUN_* variable
+// of the environment that no command reads, naming the closest setting of
+// spec (a pointer to the command's config struct): a mistyped name is
+// otherwise ignored without a word. The names of passEnv are the scripts'
+// (a cgirun program's settings), and another command's settings are no
+// typos: an environment file may serve fcgi and its probe alike.
+func (c *cli) warnUnknownSettings(name string, spec any, passEnv []string) {
+	environ := os.Environ()
+	if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, envPrefix+"_") }) {
+		return
+	}
+	others := make(map[string]bool)
+	for _, n := range passEnv {
+		others[n] = true
+	}
+	for _, other := range []any{&fcgiConfig{}, &httpConfig{}, &proxyConfig{}, &probeConfig{}} {
+		for n := range settingNames(envPrefix, other) {
+			others[n] = true
+		}
+	}
+	known := settingNames(envPrefix, spec)
+	environ = slices.DeleteFunc(environ, func(kv string) bool {
+		n, _, _ := strings.Cut(kv, "=")
+		_, own := known[n]
+		return others[n] && !own
+	})
+	for _, w := range unknownSettings(environ, known) {
+		fmt.Fprintf(c.stderr, "cgirun %s: %s\n", name, w)
+	}
 }
 
 // The functions below are the root package's (config.go), which keeps
@@ -117,6 +149,62 @@ func normalizeBools(prefix string, spec any) {
 			os.Setenv(name, strconv.FormatBool(b))
 		}
 	}
+}
+
+// unknownSettings returns a warning for each CGIRUN_* variable of environ
+// (os.Environ's form) that is none of known (see settingNames), with the
+// closest known name when one is close. The hand-over of an upgrade
+// (CGIRUN_INHERIT_FDS, CGIRUN_READY_FD) and the tests' CGIRUN_TEST_*
+// variables are no typos.
+func unknownSettings(environ []string, known map[string]string) []string {
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CGIRUN_") || strings.HasPrefix(name, "CGIRUN_TEST_") ||
+			name == upgrade.EnvInheritFDs || name == upgrade.EnvReadyFD {
+			continue
+		}
+		if _, ok := known[name]; ok {
+			continue
+		}
+		best, bestDist := "", maxSuggestDistance+1
+		for k := range known {
+			if d := editDistance(name, k); d < bestDist || d == bestDist && k < best {
+				best, bestDist = k, d
+			}
+		}
+		if best == "" {
+			warnings = append(warnings, name+" is not a setting; see --help for the settings")
+			continue
+		}
+		warnings = append(warnings, name+" is not a setting; did you mean "+best+"?")
+	}
+	return warnings
+}
+
+// maxSuggestDistance is the most edits between an unknown name and the
+// setting unknownSettings suggests for it.
+const maxSuggestDistance = 3
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // envError rewrites envconfig's error for a value it could not convert

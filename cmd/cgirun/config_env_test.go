@@ -39,3 +39,36 @@ func TestEnvironmentMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownSettingsWarned: a CGIRUN_* variable that no command reads is
+// warned about with the closest setting of the command, before the error
+// the typo may have caused. Another command's setting (a shared
+// environment file), a --pass-env name (a cgirun program's setting meant
+// for the scripts) and an upgrade's hand-over are not.
+func TestUnknownSettingsWarned(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // stderr
+	}{
+		{"a typo", map[string]string{"CGIRUN_ROT": "/srv/cgi-bin"}, []string{"http"},
+			"cgirun http: CGIRUN_ROT is not a setting; did you mean CGIRUN_ROOT?\ncgirun http: no root"},
+		{"another command's setting", map[string]string{"CGIRUN_PROBE_TIMEOUT": "1s"}, []string{"http"}, "cgirun http: no root"},
+		{"a fcgi typo", map[string]string{"CGIRUN_CHILDRN": "4"}, []string{"fcgi", "-s", "nowhere"},
+			"cgirun fcgi: CGIRUN_CHILDRN is not a setting; did you mean CGIRUN_CHILDREN?\ncgirun fcgi: "},
+		{"passed to the scripts", map[string]string{"CGIRUN_ACCESS_LOG": "1"}, []string{"fcgi", "--pass-env", "CGIRUN_ACCESS_LOG", "-s", "nowhere"}, "cgirun fcgi: -s"},
+		{"an upgrade's hand-over", map[string]string{"CGIRUN_READY_FD": "9"}, []string{"fcgi", "-s", "nowhere"}, "cgirun fcgi: -s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, _, stderr := runCmd(t, nil, tt.args...)
+			if !strings.HasPrefix(stderr, tt.want) {
+				t.Errorf("run(%q) with %v stderr = %q, want it to start with %q", tt.args, tt.env, stderr, tt.want)
+			}
+		})
+	}
+}

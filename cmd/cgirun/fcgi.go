@@ -86,6 +86,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	c.warnUnknownSettings("fcgi", &fcgiConfig{}, cfg.PassEnv)
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}

@@ -57,6 +57,7 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	c.warnUnknownSettings("http", &httpConfig{}, cfg.PassEnv)
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
