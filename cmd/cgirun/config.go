@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -249,7 +250,7 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer, help func(io.Write
 				help(stdout)
 				return nil, errHelp
 			}
-			return nil, &usageError{err}
+			return nil, &usageError{flagError(fs, err)}
 		}
 		rest := fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -261,6 +262,62 @@ func parse(fs *flag.FlagSet, args []string, stdout io.Writer, help func(io.Write
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// flagErrorRE matches the flag package's errors that name a flag.
+var flagErrorRE = regexp.MustCompile(`^(?:invalid (?:boolean )?value (".*") for (?:flag )?-(\S+): (.*)|flag provided but not defined: -+(\S+)|flag needs an argument: -+(\S+))$`)
+
+// flagError rewrites an error of fs.Parse in the words of loadEnv: the
+// flag and its value, what was wrong and an example of a right value
+// (`--timeout "5": not a duration: ...`, not "invalid value ... parse
+// error"); an unknown flag gets the closest one.
+func flagError(fs *flag.FlagSet, err error) error {
+	m := flagErrorRE.FindStringSubmatch(err.Error())
+	switch {
+	case m == nil:
+		return err
+	case m[4] != "":
+		best, bestDist := "", maxSuggestDistance+1
+		fs.VisitAll(func(f *flag.Flag) {
+			if d := editDistance(m[4], f.Name); d < bestDist || d == bestDist && f.Name < best {
+				best, bestDist = f.Name, d
+			}
+		})
+		if best == "" || len(m[4]) == 1 {
+			return fmt.Errorf("unknown flag %s", dashed(m[4]))
+		}
+		return fmt.Errorf("unknown flag %s; did you mean %s?", dashed(m[4]), dashed(best))
+	case m[5] != "":
+		return fmt.Errorf("%s needs a value", dashed(m[5]))
+	}
+	value, name, what := m[1], m[2], m[3]
+	var v any
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			v = g.Get()
+		}
+	}
+	switch v.(type) {
+	case time.Duration:
+		what = "not a duration: want a number with a unit, such as 30s"
+	case bool:
+		what = "not a boolean: want true or false"
+	case int, int64:
+		if strings.Contains(what, "out of range") {
+			what = "out of range: want a smaller whole number, such as 100"
+		} else {
+			what = "not a whole number: want digits, such as 100"
+		}
+	}
+	return fmt.Errorf("%s %s: %s", dashed(name), value, what)
+}
+
+// dashed returns a flag's name as the help writes it: -c, --timeout.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // listFlag is a repeatable flag for a list that the environment may have

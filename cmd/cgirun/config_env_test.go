@@ -72,3 +72,37 @@ func TestUnknownSettingsWarned(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagMessages: a flag's bad value is named with what was wrong and a
+// right value, not the flag package's "parse error" (issue 14).
+func TestFlagMessages(t *testing.T) {
+	root := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string // the line on stderr
+	}{
+		{"duration without a unit", []string{"http", "--root", root, "--timeout", "5"},
+			`cgirun http: --timeout "5": not a duration: want a number with a unit, such as 30s (see cgirun http --help)`},
+		{"duration with =", []string{"fcgi", "--root", root, "--kill-grace=soon"},
+			`cgirun fcgi: --kill-grace "soon": not a duration: want a number with a unit, such as 30s (see cgirun fcgi --help)`},
+		{"integer", []string{"http", "--root", root, "-c", "many"},
+			`cgirun http: -c "many": not a whole number: want digits, such as 100 (see cgirun http --help)`},
+		{"integer out of range", []string{"http", "--root", root, "--max-body", "99999999999999999999"},
+			`cgirun http: --max-body "99999999999999999999": out of range: want a smaller whole number, such as 100 (see cgirun http --help)`},
+		{"boolean", []string{"fcgi", "--root", root, "-f=maybe"},
+			`cgirun fcgi: -f "maybe": not a boolean: want true or false (see cgirun fcgi --help)`},
+		{"unknown flag", []string{"http", "--rot", root},
+			`cgirun http: unknown flag --rot; did you mean --root? (see cgirun http --help)`},
+		{"missing value", []string{"http", "--root"},
+			`cgirun http: --root needs a value (see cgirun http --help)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, nil, tt.args...)
+			if code != exitUsage || stderr != tt.want+"\n" {
+				t.Errorf("run(%q) = %d, stderr %q; want %d and %q", tt.args, code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+}
