@@ -2,6 +2,7 @@ package cgirun
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,6 +139,16 @@ func (s *Server) Listen() error {
 // listenHTTP sets the server up for plain HTTP (or HTTPS) on CGIRUN_HTTP.
 func (s *Server) listenHTTP() error {
 	cfg := s.cfg
+	// The files are read before the socket listens and "serving HTTPS"
+	// is logged, rather than at the first handshake.
+	var certs []tls.Certificate
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("cgirun: CGIRUN_TLS_CERT=%q and CGIRUN_TLS_KEY=%q: %w: want a PEM certificate (chain) file and its PEM private key file, such as certbot's fullchain.pem and privkey.pem", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		certs = []tls.Certificate{cert}
+	}
 	var count requestCounter
 	// Held as bridge holds it in CGI and FastCGI mode, so that a failing
 	// handler gets the same answer.
@@ -171,19 +182,18 @@ func (s *Server) listenHTTP() error {
 		l = &limitListener{Listener: l, slots: make(chan struct{}, cfg.MaxConns)}
 	}
 	s.mode, s.lns, s.where, s.inner = ModeHTTP, []net.Listener{l}, l.Addr().String(), srv
-	if cfg.TLSCert != "" {
-		s.inner = tlsServer{srv, cfg.TLSCert, cfg.TLSKey}
+	if certs != nil {
+		srv.TLSConfig = &tls.Config{Certificates: certs}
+		s.inner = tlsServer{srv}
 	}
 	return nil
 }
 
-// tlsServer serves HTTPS through Serve.
-type tlsServer struct {
-	*http.Server
-	cert, key string
-}
+// tlsServer serves HTTPS through Serve, with the certificate of its
+// TLSConfig.
+type tlsServer struct{ *http.Server }
 
-func (t tlsServer) Serve(l net.Listener) error { return t.ServeTLS(l, t.cert, t.key) }
+func (t tlsServer) Serve(l net.Listener) error { return t.ServeTLS(l, "", "") }
 
 // Serve serves until Shutdown or Close, and then returns ErrServerClosed;
 // it calls Listen first when that was not done. In CGI mode it answers the
