@@ -11,11 +11,14 @@ package cgirun
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/cgirun/cgirun/cgi"
@@ -57,7 +60,11 @@ type Options struct {
 // Started with -h or --help outside CGI, Run prints the settings to stdout
 // and exits the process with status 0, as the flag package does for a
 // program's own -h: main needs no code for it. It is the only case where
-// Run ends the process.
+// Run ends the process. Any other argument starting with "-" (a mistyped
+// --help, a --port the program does not have) makes Run return an error
+// naming it outside CGI, unless main called flag.Parse: then the
+// arguments are the program's. In CGI the arguments come from the
+// client (a query without "=") and are never read.
 //
 // Serving FastCGI, SIGHUP upgrades the program without a refused
 // connection, as nginx's binary upgrade does: Run starts the binary now at
@@ -74,6 +81,17 @@ type Options struct {
 // temporary), Run shuts the others down gracefully and returns that error.
 func Run(h http.Handler) error {
 	return RunWith(h, Options{})
+}
+
+// checkArgs returns an error for the first argument of args (os.Args's
+// form) that starts with "-": Run takes no flags but -h and --help.
+func checkArgs(args []string) error {
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "-") {
+			return fmt.Errorf("cgirun: unknown flag %q: settings are CGIRUN_* environment variables, such as CGIRUN_HTTP=127.0.0.1:8080; see %s --help", a, filepath.Base(args[0]))
+		}
+	}
+	return nil
 }
 
 // RunWith is Run with Options.
@@ -94,6 +112,13 @@ func RunWith(h http.Handler, opts Options) error {
 		fmt.Fprintf(os.Stdout, "%s serves HTTP requests through CGI, FastCGI or plain HTTP, as it is started.\n\n", os.Args[0])
 		Usage(os.Stdout)
 		os.Exit(0)
+	}
+	// A program that parsed its own flags (flag.Parse) has its own
+	// arguments; otherwise a flag is a mistake Run would ignore.
+	if !isCGI && !flag.Parsed() {
+		if err := checkArgs(os.Args); err != nil {
+			return err
+		}
 	}
 	cfg, err := LoadConfig()
 	if err != nil {

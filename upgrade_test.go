@@ -3,6 +3,7 @@ package cgirun
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +39,10 @@ const upgradeChildBound = time.Minute
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(upgradeChildEnv); mode != "" {
+		// The child's arguments are the test binary's -test.* flags: it
+		// parses them as a program with flags of its own does, which
+		// Run then leaves alone.
+		flag.Parse()
 		os.Exit(upgradeChild(mode, os.Getenv(upgradeDirEnv)))
 	}
 	os.Exit(m.Run())
