@@ -432,6 +432,11 @@ func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor
 	if err != nil {
 		return nil, usagef("--user (CGIRUN_USER) %q: %v", s.User, err)
 	}
+	for _, root := range roots {
+		if err := checkAccess(root, cred); err != nil {
+			return nil, usagef("--user (CGIRUN_USER) %q cannot read and search --root %s: %v; give the user access (such as chmod o+rx) or choose another user", s.User, root, err)
+		}
+	}
 	e := &cgi.Executor{
 		Roots:          roots,
 		Env:            append([]string{}, s.PassEnv...), // never nil: empty means none
@@ -444,6 +449,41 @@ func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor
 		Logger:         log,
 	}
 	return e, nil
+}
+
+// checkAccess returns an error when the user of cred cannot read and
+// search dir, or search a directory above it, by their permission bits
+// (ACLs aside): the scripts would fail at every request otherwise. cred
+// nil (no --user) and root can.
+func checkAccess(dir string, cred *syscall.Credential) error {
+	if cred == nil || cred.Uid == 0 {
+		return nil
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	need := uint32(0o5) // read and search dir itself
+	for d := dir; ; d = filepath.Dir(d) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			return err
+		}
+		bits := st.Mode // other's
+		switch {
+		case st.Uid == cred.Uid:
+			bits >>= 6
+		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+			bits >>= 3
+		}
+		if bits&need != need {
+			return fmt.Errorf("%s is mode %v, owner %d, group %d", d, os.FileMode(st.Mode&0o777), st.Uid, st.Gid)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+		need = 0o1 // search the directories above
+	}
 }
 
 // credential looks up USER[:GROUP], each a name or a number. The scripts
