@@ -81,3 +81,19 @@ func TestUnknownSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestForcedCGI: CGIRUN_CGI takes the booleans LoadConfig takes, so that
+// Run tells CGI (whose arguments are the client's) at once for each.
+func TestForcedCGI(t *testing.T) {
+	tests := []struct {
+		value string
+		want  bool
+	}{{"", false}, {"true", true}, {"1", true}, {"yes", true}, {"On", true}, {"no", false}, {"off", false}, {"0", false}, {"maybe", false}}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			if got := forcedCGI(tt.value); got != tt.want {
+				t.Errorf("forcedCGI(%q) = %v, want %v", tt.value, got, tt.want)
+			}
+		})
+	}
+}

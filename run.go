@@ -83,6 +83,13 @@ func Run(h http.Handler) error {
 	return RunWith(h, Options{})
 }
 
+// forcedCGI reports whether v, the value of CGIRUN_CGI, is a boolean
+// that is true (see LoadConfig).
+func forcedCGI(v string) bool {
+	b, err := parseBool(v)
+	return err == nil && b
+}
+
 // checkArgs returns an error for the first argument of args (os.Args's
 // form) that starts with "-": Run takes no flags but -h and --help.
 func checkArgs(args []string) error {
@@ -100,7 +107,7 @@ func RunWith(h http.Handler, opts Options) error {
 	// mode and reading the settings must cost next to nothing there.
 	// envconfig reads nothing but CGIRUN_* variables, so without one the
 	// settings are the defaults, and defaultConfig has them without it.
-	isCGI := cgi.IsCGI() || os.Getenv("CGIRUN_CGI") == "true" || os.Getenv("CGIRUN_CGI") == "1"
+	isCGI := cgi.IsCGI() || forcedCGI(os.Getenv("CGIRUN_CGI"))
 	if isCGI && !hasSettings(os.Environ()) {
 		cfg := defaultConfig()
 		cfg.CGI = true
