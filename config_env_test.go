@@ -3,6 +3,8 @@ package cgirun
 import (
 	"strings"
 	"testing"
+
+	"github.com/cgirun/cgirun/internal/settings"
 )
 
 // TestLoadConfigMessages: a value envconfig cannot read gets one line that
@@ -71,12 +73,12 @@ func TestUnknownSettings(t *testing.T) {
 		{"an upgrade's hand-over", []string{"CGIRUN_INHERIT_FDS=3", "CGIRUN_READY_FD=4"}, nil},
 		{"a test's variable", []string{"CGIRUN_TEST_UPGRADE_CHILD=1"}, nil},
 	}
-	known := settingNames("CGIRUN", &Config{})
+	known := settings.Names("CGIRUN", &Config{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := unknownSettings(tt.environ, known)
+			got := settings.Unknown(tt.environ, known)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-				t.Errorf("unknownSettings(%q) = %q, want %q", tt.environ, got, tt.want)
+				t.Errorf("Unknown(%q) = %q, want %q", tt.environ, got, tt.want)
 			}
 		})
 	}

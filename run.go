@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/cgirun/cgirun/cgi"
+	"github.com/cgirun/cgirun/internal/settings"
 )
 
 // Options are what cannot come from the environment.
@@ -86,7 +87,7 @@ func Run(h http.Handler) error {
 // forcedCGI reports whether v, the value of CGIRUN_CGI, is a boolean
 // that is true (see LoadConfig).
 func forcedCGI(v string) bool {
-	b, err := parseBool(v)
+	b, err := settings.ParseBool(v)
 	return err == nil && b
 }
 
@@ -140,7 +141,7 @@ func RunWith(h http.Handler, opts Options) error {
 	defer signal.Stop(hup)
 	s := NewServer(cfg, h, opts)
 	if environ := os.Environ(); hasSettings(environ) {
-		for _, w := range unknownSettings(environ, settingNames("CGIRUN", &Config{})) {
+		for _, w := range settings.Unknown(environ, settings.Names("CGIRUN", &Config{})) {
 			s.log.Warn("cgirun: " + w)
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/cgirun/cgirun/cgi"
 	"github.com/cgirun/cgirun/fastcgi"
-	"github.com/cgirun/cgirun/upgrade"
+	"github.com/cgirun/cgirun/internal/settings"
 )
 
 // Exit statuses of run.
@@ -63,9 +62,9 @@ var errHelp = errors.New("help printed")
 // example of a right value. Booleans take yes, no, on and off too: loadEnv
 // rewrites them in the environment to true or false, which envconfig reads.
 func loadEnv(spec any) error {
-	normalizeBools(envPrefix, spec)
+	settings.NormalizeBools(envPrefix, spec)
 	if err := envconfig.Process(envPrefix, spec); err != nil {
-		return &usageError{envError(err)}
+		return &usageError{settings.EnvError(err)}
 	}
 	return nil
 }
@@ -86,147 +85,19 @@ func (c *cli) warnUnknownSettings(name string, spec any, passEnv []string) {
 		others[n] = true
 	}
 	for _, other := range []any{&fcgiConfig{}, &httpConfig{}, &proxyConfig{}, &probeConfig{}} {
-		for n := range settingNames(envPrefix, other) {
+		for n := range settings.Names(envPrefix, other) {
 			others[n] = true
 		}
 	}
-	known := settingNames(envPrefix, spec)
+	known := settings.Names(envPrefix, spec)
 	environ = slices.DeleteFunc(environ, func(kv string) bool {
 		n, _, _ := strings.Cut(kv, "=")
 		_, own := known[n]
 		return others[n] && !own
 	})
-	for _, w := range unknownSettings(environ, known) {
+	for _, w := range settings.Unknown(environ, known) {
 		fmt.Fprintf(c.stderr, "cgirun %s: %s\n", name, w)
 	}
-}
-
-// The functions below are the root package's (config.go), which keeps
-// them unexported; they belong in an internal package both import.
-
-// boolType is envconfig's description of a bool field.
-const boolType = "True or False"
-
-// settingNames returns the variables envconfig reads into spec (a pointer
-// to a config struct) with envconfig's descriptions of their types, such
-// as "Duration" or boolType.
-func settingNames(prefix string, spec any) map[string]string {
-	var b bytes.Buffer
-	envconfig.Usagef(prefix, spec, &b, "{{range .}}{{usage_key .}}\t{{usage_type .}}\n{{end}}")
-	names := make(map[string]string)
-	for line := range strings.Lines(b.String()) {
-		if name, typ, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t"); ok {
-			names[name] = typ
-		}
-	}
-	return names
-}
-
-// parseBool is strconv.ParseBool that also takes yes, no, on and off in
-// any case.
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "yes", "on":
-		return true, nil
-	case "no", "off":
-		return false, nil
-	}
-	return strconv.ParseBool(s)
-}
-
-// normalizeBools sets the boolean variables of spec that hold yes, no, on
-// or off to true or false, for envconfig, which takes only
-// strconv.ParseBool's words.
-func normalizeBools(prefix string, spec any) {
-	for name, typ := range settingNames(prefix, spec) {
-		v, ok := os.LookupEnv(name)
-		if !ok || typ != boolType {
-			continue
-		}
-		if _, err := strconv.ParseBool(v); err == nil {
-			continue
-		}
-		if b, err := parseBool(v); err == nil {
-			os.Setenv(name, strconv.FormatBool(b))
-		}
-	}
-}
-
-// unknownSettings returns a warning for each CGIRUN_* variable of environ
-// (os.Environ's form) that is none of known (see settingNames), with the
-// closest known name when one is close. The hand-over of an upgrade
-// (CGIRUN_INHERIT_FDS, CGIRUN_READY_FD) and the tests' CGIRUN_TEST_*
-// variables are no typos.
-func unknownSettings(environ []string, known map[string]string) []string {
-	var warnings []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "CGIRUN_") || strings.HasPrefix(name, "CGIRUN_TEST_") ||
-			name == upgrade.EnvInheritFDs || name == upgrade.EnvReadyFD {
-			continue
-		}
-		if _, ok := known[name]; ok {
-			continue
-		}
-		best, bestDist := "", maxSuggestDistance+1
-		for k := range known {
-			if d := editDistance(name, k); d < bestDist || d == bestDist && k < best {
-				best, bestDist = k, d
-			}
-		}
-		if best == "" {
-			warnings = append(warnings, name+" is not a setting; see --help for the settings")
-			continue
-		}
-		warnings = append(warnings, name+" is not a setting; did you mean "+best+"?")
-	}
-	return warnings
-}
-
-// maxSuggestDistance is the most edits between an unknown name and the
-// setting unknownSettings suggests for it.
-const maxSuggestDistance = 3
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// envError rewrites envconfig's error for a value it could not convert
-// as NAME="value": what was wrong: an example of a right value.
-func envError(err error) error {
-	var pe *envconfig.ParseError
-	if !errors.As(err, &pe) {
-		return err
-	}
-	what := pe.Err.Error()
-	switch {
-	case pe.TypeName == "time.Duration":
-		what = "not a duration: want a number with a unit, such as 30s or 2m"
-	case pe.TypeName == "bool":
-		what = "not a boolean: want true or false (or yes, no, on, off, 1, 0)"
-	case strings.HasPrefix(pe.TypeName, "int") && errors.Is(pe.Err, strconv.ErrRange):
-		what = "out of range: want a smaller whole number, such as 100"
-	case strings.HasPrefix(pe.TypeName, "int"):
-		what = "not a whole number: want digits, such as 100"
-	}
-	return fmt.Errorf("%s=%q: %s", pe.KeyName, pe.Value, what)
 }
 
 // newFlagSet returns a flag set that prints nothing: run prints one line
@@ -277,11 +148,8 @@ func flagError(fs *flag.FlagSet, err error) error {
 	case m == nil:
 		return err
 	case m[4] != "":
-		best, bestDist := "", maxSuggestDistance+1
-		fs.VisitAll(func(f *flag.Flag) {
-			if d := editDistance(m[4], f.Name); d < bestDist || d == bestDist && f.Name < best {
-				best, bestDist = f.Name, d
-			}
+		best := settings.Closest(m[4], func(yield func(string) bool) {
+			fs.VisitAll(func(f *flag.Flag) { yield(f.Name) })
 		})
 		if best == "" || len(m[4]) == 1 {
 			return fmt.Errorf("unknown flag %s", dashed(m[4]))
