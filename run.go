@@ -62,10 +62,11 @@ type Options struct {
 // and exits the process with status 0, as the flag package does for a
 // program's own -h: main needs no code for it. It is the only case where
 // Run ends the process. Any other argument starting with "-" (a mistyped
-// --help, a --port the program does not have) makes Run return an error
-// naming it outside CGI, unless main called flag.Parse: then the
-// arguments are the program's. In CGI the arguments come from the
-// client (a query without "=") and are never read.
+// --help, a --port the program does not have) is logged at start as one
+// Run does not read, outside CGI and unless main called flag.Parse; the
+// program still starts, since its main may read its arguments some other
+// way. In CGI the arguments come from the client (a query without "=")
+// and are never read.
 //
 // Serving FastCGI, SIGHUP upgrades the program without a refused
 // connection, as nginx's binary upgrade does: Run starts the binary now at
@@ -91,15 +92,16 @@ func forcedCGI(v string) bool {
 	return err == nil && b
 }
 
-// checkArgs returns an error for the first argument of args (os.Args's
-// form) that starts with "-": Run takes no flags but -h and --help.
-func checkArgs(args []string) error {
+// checkArgs returns a warning for the first argument of args (os.Args's
+// form) that starts with "-", "" when there is none: Run reads no flags
+// but -h and --help.
+func checkArgs(args []string) string {
 	for _, a := range args[1:] {
 		if strings.HasPrefix(a, "-") {
-			return fmt.Errorf("cgirun: unknown flag %q: settings are CGIRUN_* environment variables, such as CGIRUN_HTTP=127.0.0.1:8080; see %s --help", a, filepath.Base(args[0]))
+			return fmt.Sprintf("cgirun: flag %q is not read: settings are CGIRUN_* environment variables, such as CGIRUN_HTTP=127.0.0.1:8080; see %s --help", a, filepath.Base(args[0]))
 		}
 	}
-	return nil
+	return ""
 }
 
 // RunWith is Run with Options.
@@ -121,13 +123,6 @@ func RunWith(h http.Handler, opts Options) error {
 		Usage(os.Stdout)
 		os.Exit(0)
 	}
-	// A program that parsed its own flags (flag.Parse) has its own
-	// arguments; otherwise a flag is a mistake Run would ignore.
-	if !isCGI && !flag.Parsed() {
-		if err := checkArgs(os.Args); err != nil {
-			return err
-		}
-	}
 	cfg, err := LoadConfig()
 	if err != nil {
 		return err
@@ -140,6 +135,11 @@ func RunWith(h http.Handler, opts Options) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	s := NewServer(cfg, h, opts)
+	// A program that parsed its own flags (flag.Parse) has its own
+	// arguments; otherwise a flag is likely a mistake Run would ignore.
+	if w := checkArgs(os.Args); !isCGI && !flag.Parsed() && w != "" {
+		s.log.Warn(w)
+	}
 	if environ := os.Environ(); hasSettings(environ) {
 		for _, w := range settings.Unknown(environ, settings.Names("CGIRUN", &Config{})) {
 			s.log.Warn("cgirun: " + w)
