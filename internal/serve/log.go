@@ -3,13 +3,56 @@ package serve
 import (
 	"io"
 	"log/slog"
+	"sync"
 )
 
 // NewLogger returns the logger of a server process: slog's text or JSON
-// lines (format "json") on w.
+// lines (format "json") on w. Writer returns w to write other lines
+// between them.
 func NewLogger(format string, w io.Writer) *slog.Logger {
+	lw := &lockedWriter{w: w}
+	var h slog.Handler
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		h = slog.NewJSONHandler(lw, nil)
+	} else {
+		h = slog.NewTextHandler(lw, nil)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(&writerHandler{Handler: h, w: lw})
+}
+
+// Writer returns the writer below a logger of NewLogger (or one derived
+// from it by With or WithGroup), for lines that are not slog's, such as
+// the access log in Apache's combined format: each Write is one line, never
+// mixed with slog's. It returns nil for any other logger.
+func Writer(l *slog.Logger) io.Writer {
+	if h, ok := l.Handler().(*writerHandler); ok {
+		return h.w
+	}
+	return nil
+}
+
+// writerHandler is a slog.Handler that knows the writer below it.
+type writerHandler struct {
+	slog.Handler
+	w *lockedWriter
+}
+
+func (h *writerHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &writerHandler{Handler: h.Handler.WithAttrs(attrs), w: h.w}
+}
+
+func (h *writerHandler) WithGroup(name string) slog.Handler {
+	return &writerHandler{Handler: h.Handler.WithGroup(name), w: h.w}
+}
+
+// lockedWriter serializes the writes of slog's handler and those of Writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
