@@ -8,16 +8,26 @@ import (
 
 // NewLogger returns the logger of a server process: slog's text or JSON
 // lines (format "json") on w. Writer returns w to write other lines
-// between them.
+// between them. A time.Duration is written as Go's duration string in
+// text ("1.5s") and as seconds, a float, in JSON (1.5), where slog would
+// write nanoseconds.
 func NewLogger(format string, w io.Writer) *slog.Logger {
 	lw := &lockedWriter{w: w}
 	var h slog.Handler
 	if format == "json" {
-		h = slog.NewJSONHandler(lw, nil)
+		h = slog.NewJSONHandler(lw, &slog.HandlerOptions{ReplaceAttr: durationSeconds})
 	} else {
 		h = slog.NewTextHandler(lw, nil)
 	}
 	return slog.New(&writerHandler{Handler: h, w: lw})
+}
+
+// durationSeconds is a ReplaceAttr that writes durations as seconds.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	}
+	return a
 }
 
 // Writer returns the writer below a logger of NewLogger (or one derived

@@ -3,7 +3,9 @@ package serve
 import (
 	"bytes"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestWriter: a logger of NewLogger gives the writer below it, for lines
@@ -27,5 +29,37 @@ func TestWriter(t *testing.T) {
 	}
 	if w := Writer(slog.New(slog.NewTextHandler(new(bytes.Buffer), nil))); w != nil {
 		t.Errorf("Writer(another logger) = %v, want nil", w)
+	}
+}
+
+// TestJSONDurationsInSeconds: the JSON logger writes a time.Duration as
+// seconds, a float, not slog's nanoseconds; the text logger keeps Go's
+// duration string.
+func TestJSONDurationsInSeconds(t *testing.T) {
+	tests := []struct {
+		name   string
+		format string
+		args   []any
+		want   string
+	}{
+		{name: "json", format: "json", args: []any{"duration", 1500 * time.Millisecond}, want: `"duration":1.5`},
+		{name: "json, small", format: "json", args: []any{"duration", 250 * time.Microsecond}, want: `"duration":0.00025`},
+		{name: "json, in a group", format: "json", args: []any{slog.Group("slow", "limit", 2*time.Second)}, want: `"slow":{"limit":2}`},
+		{name: "json, With", format: "json", args: nil, want: `"grace":30`},
+		{name: "json, not a duration", format: "json", args: []any{"bytes", 1500}, want: `"bytes":1500`},
+		{name: "text", format: "text", args: []any{"duration", 1500 * time.Millisecond}, want: `duration=1.5s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			log := NewLogger(tt.format, &b)
+			if tt.args == nil {
+				log = log.With("grace", 30*time.Second)
+			}
+			log.Info("m", tt.args...)
+			if !strings.Contains(b.String(), tt.want) {
+				t.Errorf("NewLogger(%q).Info(m, %v) = %q, want %s in it", tt.format, tt.args, b.String(), tt.want)
+			}
+		})
 	}
 }
