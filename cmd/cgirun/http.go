@@ -82,9 +82,8 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h := &cgiHandler{cgi: ch, log: log}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           logRequests(log, ch),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -109,39 +108,38 @@ func (cfg *httpConfig) validate() error {
 	return cfg.ScriptConfig.validate()
 }
 
-// cgiHandler runs the CGI scripts under a directory and logs each request.
-type cgiHandler struct {
-	cgi *cgi.Handler
-	log *slog.Logger
-}
-
-func (h *cgiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := serve.NewStatusRecorder(w)
-	uri := r.RequestURI
-	returned := false
-	defer func() {
-		var p any
-		if !returned {
-			// cgi.Handler panics with http.ErrAbortHandler once a
-			// script's response, started, cannot end (a script timed
-			// out, or failed): net/http closes the connection. What
-			// went out reaches the client first, and the log says cut.
-			p = recover()
-			rec.Cut = true
-			if p == http.ErrAbortHandler {
-				http.NewResponseController(w).Flush()
+// logRequests returns h that logs each request on log ("cgirun: request"),
+// for "cgirun http" and "cgirun proxy".
+func logRequests(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := serve.NewStatusRecorder(w)
+		uri := r.RequestURI
+		returned := false
+		defer func() {
+			var p any
+			if !returned {
+				// cgi.Handler panics with http.ErrAbortHandler once a
+				// script's response, started, cannot end (a script
+				// timed out, or failed): net/http closes the
+				// connection. What went out reaches the client first,
+				// and the log says cut.
+				p = recover()
+				rec.Cut = true
+				if p == http.ErrAbortHandler {
+					http.NewResponseController(w).Flush()
+				}
 			}
-		}
-		args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
-		if rec.Cut {
-			args = append(args, "cut", true)
-		}
-		h.log.Info("cgirun: request", args...)
-		if p != nil {
-			panic(p)
-		}
-	}()
-	h.cgi.ServeHTTP(rec, r)
-	returned = true
+			args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
+			if rec.Cut {
+				args = append(args, "cut", true)
+			}
+			log.Info("cgirun: request", args...)
+			if p != nil {
+				panic(p)
+			}
+		}()
+		h.ServeHTTP(rec, r)
+		returned = true
+	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -38,7 +39,8 @@ SCRIPT_FILENAME is --root plus SCRIPT_NAME and DOCUMENT_ROOT is --root;
 the other variables are those of RFC 3875, with HTTP_AUTHORIZATION and
 REDIRECT_STATUS=200 as nginx's fastcgi_params send them, never HTTP_PROXY.
 No PATH_INFO is split off. Responses are flushed to the client as they
-come.
+come. Each request is logged on stderr, with what the FastCGI server writes
+to its error stream.
 `
 
 // proxyDialTimeout bounds connecting to the FastCGI server.
@@ -97,7 +99,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newProxy(network, address, filepath.ToSlash(root), cfg.Index),
+		Handler:           logRequests(log, newProxy(network, address, filepath.ToSlash(root), cfg.Index, log)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -107,21 +109,58 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 }
 
 // newProxy returns the handler that passes requests to the FastCGI server
-// at network, address through gofast. gofast's own parameter middlewares
-// are not used: BasicParamsMap and MapHeader join Cookie fields with ","
-// (which breaks cookie parsing), pass a Proxy header on as HTTP_PROXY
-// (httpoxy) and let "X_Real_IP" pass for "X-Real-IP". The variables come
-// from bridge.EnvironFromHTTP instead, as for "cgirun http".
-func newProxy(network, address, root, index string) http.Handler {
+// at network, address through gofast, and logs what goes wrong on log.
+// gofast's own parameter middlewares are not used: BasicParamsMap and
+// MapHeader join Cookie fields with "," (which breaks cookie parsing), pass
+// a Proxy header on as HTTP_PROXY (httpoxy) and let "X_Real_IP" pass for
+// "X-Real-IP". The variables come from bridge.EnvironFromHTTP instead, as
+// for "cgirun http".
+func newProxy(network, address, root, index string, log *slog.Logger) http.Handler {
 	dial := func() (net.Conn, error) { return net.DialTimeout(network, address, proxyDialTimeout) }
-	session := proxyParams(root, index)(gofast.BasicSession)
-	h := gofast.NewHandler(session, gofast.SimpleClientFactory(dial))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// gofast sends the body while it relays the answer: the answer's
-		// header must not make net/http discard the unread body.
-		http.NewResponseController(w).EnableFullDuplex()
-		h.ServeHTTP(flushWriter{w}, r)
-	})
+	return &proxyHandler{
+		session:   proxyParams(root, index)(gofast.BasicSession),
+		newClient: gofast.SimpleClientFactory(dial),
+		log:       log,
+	}
+}
+
+// proxyHandler is gofast's handler (gofast.NewHandler) with its log lines
+// on a slog.Logger: gofast's writes them with the log package whatever
+// SetLogger was given, in a format of its own.
+type proxyHandler struct {
+	session   gofast.SessionHandler
+	newClient gofast.ClientFactory
+	log       *slog.Logger
+}
+
+func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// gofast sends the body while it relays the answer: the answer's
+	// header must not make net/http discard the unread body.
+	http.NewResponseController(w).EnableFullDuplex()
+	c, err := h.newClient()
+	if err != nil {
+		h.log.Error("cgirun: cannot connect to the FastCGI server", "uri", r.RequestURI, "err", err)
+		http.Error(w, "failed to connect to FastCGI application", http.StatusBadGateway)
+		return
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			h.log.Warn("cgirun: closing the FastCGI connection", "uri", r.RequestURI, "err", err)
+		}
+	}()
+	resp, err := h.session(c, gofast.NewRequest(r))
+	if err != nil {
+		h.log.Error("cgirun: FastCGI request failed", "uri", r.RequestURI, "err", err)
+		http.Error(w, "failed to process request", http.StatusInternalServerError)
+		return
+	}
+	var stderr bytes.Buffer
+	if err := resp.WriteTo(flushWriter{w}, &stderr); err != nil {
+		h.log.Warn("cgirun: relaying the FastCGI response", "uri", r.RequestURI, "err", err)
+	}
+	if stderr.Len() > 0 {
+		h.log.Warn("cgirun: FastCGI error stream", "uri", r.RequestURI, "stderr", stderr.String())
+	}
 }
 
 // proxyParams returns the gofast middleware that sets a request's CGI

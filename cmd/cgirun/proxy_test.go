@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -43,6 +44,10 @@ func app(release <-chan struct{}) http.Handler {
 	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ok", http.StatusFound)
+	})
+	mux.HandleFunc("/stderr", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(bridge.RequestOf(r).Stderr, "PHP Warning: oops")
+		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -145,11 +150,55 @@ func TestProxy(t *testing.T) {
 	}
 }
 
-func TestProxyDeadServer(t *testing.T) {
-	// gofast logs through the log package: keep its line out of the test
-	// output.
-	log.SetOutput(io.Discard)
+// TestProxyLogs: "cgirun proxy" logs each request as "cgirun http" does,
+// and what gofast would log through the log package goes to the command's
+// logger: the application's error stream, a dead server. Nothing reaches
+// the log package's output.
+func TestProxyLogs(t *testing.T) {
+	var global bytes.Buffer
+	log.SetOutput(&global)
 	t.Cleanup(func() { log.SetOutput(defaultLogOutput) })
+	sock := startFastCGI(t, app(nil))
+	r := start(t, nil, "proxy", "--to", "unix:"+sock, "--addr", "127.0.0.1:0")
+	dead := start(t, nil, "proxy", "--to", "unix:"+filepath.Join(socketDir(t), "dead.sock"), "--addr", "127.0.0.1:0")
+	tests := []struct {
+		name    string
+		r       *running
+		path    string
+		status  int
+		wantLog []string // regexps, in r's log
+	}{
+		{name: "ok", r: r, path: "/ok", status: 200,
+			wantLog: []string{`level=INFO msg="cgirun: request" method=GET uri=/ok status=200 bytes=3 remote=127\.0\.0\.1:\d+ duration=\S+\n`}},
+		{name: "error status", r: r, path: "/fail", status: 500,
+			wantLog: []string{`msg="cgirun: request" method=GET uri=/fail status=500 bytes=7 remote=\S+ duration=\S+\n`}},
+		{name: "the application's error stream", r: r, path: "/stderr", status: 200,
+			wantLog: []string{`level=WARN msg="cgirun: FastCGI error stream" uri=/stderr stderr="PHP Warning: oops"\n`,
+				`msg="cgirun: request" method=GET uri=/stderr status=200 bytes=3 `}},
+		{name: "a dead server", r: dead, path: "/x", status: 502,
+			wantLog: []string{`level=ERROR msg="cgirun: cannot connect to the FastCGI server" uri=/x err="dial unix \S+: connect: [^"]+"\n`,
+				`msg="cgirun: request" method=GET uri=/x status=502 bytes=\d+ `}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := get(t, "GET", "http://"+tt.r.httpAddr()+tt.path, "", nil)
+			if status != tt.status {
+				t.Errorf("GET %s through the proxy = %d %q, want %d", tt.path, status, body, tt.status)
+			}
+		})
+	}
+	// waitLog fails r's test: it is called outside the subtests.
+	for _, tt := range tests {
+		for _, re := range tt.wantLog {
+			tt.r.waitLog(re)
+		}
+	}
+	if global.Len() > 0 {
+		t.Errorf("log package output = %q, want nothing: gofast's lines go to the command's logger", global.String())
+	}
+}
+
+func TestProxyDeadServer(t *testing.T) {
 	dead := filepath.Join(socketDir(t), "dead.sock")
 	r := start(t, nil, "proxy", "--to", "unix:"+dead, "--addr", "127.0.0.1:0")
 	status, _, body := get(t, "GET", "http://"+r.httpAddr()+"/", "", nil)
