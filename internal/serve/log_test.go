@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -61,5 +62,32 @@ func TestJSONDurationsInSeconds(t *testing.T) {
 				t.Errorf("NewLogger(%q).Info(m, %v) = %q, want %s in it", tt.format, tt.args, b.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestWriterLinesWhole: lines written through Writer and slog's lines,
+// from many goroutines, reach an unsynchronized writer one at a time.
+func TestWriterLinesWhole(t *testing.T) {
+	var b bytes.Buffer // not safe for concurrent writes: the logger must serialize
+	log := NewLogger("text", &b)
+	w := Writer(log)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				w.Write([]byte("raw line\n"))
+				log.Info("slog line")
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 1600 {
+		t.Fatalf("%d lines written, want 1600", len(lines))
+	}
+	for _, l := range lines {
+		if l != "raw line" && !strings.HasSuffix(l, `level=INFO msg="slog line"`) {
+			t.Errorf("line %q is neither whole line", l)
+		}
 	}
 }
