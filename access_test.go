@@ -119,3 +119,24 @@ func (h recordHandler) Enabled(context.Context, slog.Level) bool      { return t
 func (h recordHandler) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
 func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
 func (h recordHandler) WithGroup(string) slog.Handler                 { return h }
+
+// FuzzAccessLogCombined: whatever a client sends as its request URI,
+// Referer and User-Agent, the combined log holds one line that parses.
+func FuzzAccessLogCombined(f *testing.F) {
+	f.Add("/x?y=1", "http://example.com/", "curl/8.5.0")
+	f.Add("/x", "", "")
+	f.Add("/a b\"c", "\"", "a\"b\\c\td\x7fé\n")
+	f.Fuzz(func(t *testing.T, uri, referer, ua string) {
+		var logs strings.Builder
+		m := newMonitor(Config{AccessLog: true, AccessLogFormat: "combined"}, serve.NewLogger("text", &logs), http.NotFoundHandler())
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RequestURI = uri
+		r.Header["Referer"] = []string{referer}
+		r.Header["User-Agent"] = []string{ua}
+		m.handler("fastcgi").ServeHTTP(httptest.NewRecorder(), r)
+		line, ok := strings.CutSuffix(logs.String(), "\n")
+		if !ok || strings.Contains(line, "\n") || !combinedRE.MatchString(line) {
+			t.Errorf("access log of URI %q, Referer %q, User-Agent %q = %q, want one combined line", uri, referer, ua, logs.String())
+		}
+	})
+}
