@@ -35,9 +35,9 @@ type Config struct {
 	ShutdownGrace    time.Duration `split_words:"true" default:"30s" desc:"on SIGTERM or SIGINT, how long in-flight requests may take"`
 	UpgradeTimeout   time.Duration `split_words:"true" default:"30s" desc:"on SIGHUP (FastCGI), how long the new process may take to serve before it is given up"`
 	Debug            bool          `desc:"show panics and their stacks to clients (never in production)"`
-	LogFormat        string        `split_words:"true" default:"text" desc:"log format on stderr: text or json"`
+	LogFormat        string        `split_words:"true" default:"text" desc:"log format on stderr: text or json (durations in seconds)"`
 	AccessLog        bool          `split_words:"true" desc:"log every request"`
-	AccessLogFormat  string        `split_words:"true" default:"slog" desc:"access log lines: slog (key=value or JSON) or combined (Apache's)"`
+	AccessLogFormat  string        `split_words:"true" default:"slog" desc:"access log lines: slog (key=value or JSON) or combined (raw lines of Apache's format)"`
 	LogXForwardedFor bool          `split_words:"true" desc:"put X-Forwarded-For before the client address in the access log"`
 	SlowlogTimeout   time.Duration `split_words:"true" desc:"log requests that take longer than this; 0: off"`
 	StatusPath       string        `split_words:"true" desc:"path of the status page (text, or JSON with ?json); empty: off"`

@@ -28,7 +28,9 @@ import (
 // Options are what cannot come from the environment.
 type Options struct {
 	// Logger receives the log lines; nil means text or JSON lines on
-	// stderr, as CGIRUN_LOG_FORMAT says.
+	// stderr, as CGIRUN_LOG_FORMAT says. With
+	// CGIRUN_ACCESS_LOG_FORMAT=combined, each access line is the message
+	// of an Info record without attributes.
 	Logger *slog.Logger
 	// BaseContext is the parent of every request's context; nil means
 	// context.Background().
