@@ -83,6 +83,11 @@ func FuzzReadResponse(f *testing.F) {
 		"Content-Type: text/plain\n  continued\n\n",
 		"Status: 200 OK\nStatus: 500 No\n\n",
 		"X-Raw: caf\xe9\xff\nStatus: 200\n\n",
+		"Content-Type: text/plain\nContent-Length: 5\nContent-Length: 50\n\nhello",
+		"Content-Type: text/plain\nContent-Length: 5, 5\ncontent-length: 5\n\nhello",
+		"Content-Type: text/plain\nContent-Length: -1\n\n",
+		"Status: 200 OK\x1b[2J\nContent-Type: text/plain\n\n",
+		"Status: 404 Not\tFound\vX\x7f\n\n",
 	} {
 		f.Add(s)
 	}
@@ -90,6 +95,12 @@ func FuzzReadResponse(f *testing.F) {
 		resp, err := ReadResponse(bufio.NewReaderSize(strings.NewReader(in), 16), 4096)
 		if err != nil {
 			return
+		}
+		if cl := resp.Header["Content-Length"]; len(cl) > 1 {
+			t.Errorf("Content-Length = %q, want one value", cl)
+		}
+		if strings.ContainsFunc(resp.Reason, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }) {
+			t.Errorf("Reason = %q, want no control character", resp.Reason)
 		}
 		// Encode what was parsed and parse it again: same result.
 		var b strings.Builder

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -46,8 +47,13 @@ type Response struct {
 // the first byte of the body. Lines may end in CRLF or a bare LF. It is
 // strict about everything else: a line without a colon, a field name that
 // is not a token, a folded continuation line, a NUL or a CR inside a value,
-// a Status that is not three digits from 200 to 999, Status given twice, or
-// a block with none of Content-Type, Location and Status is an error. A
+// a Status that is not three digits from 200 to 999, a reason phrase with a
+// control character (other than HTAB), Status given twice, a Content-Length
+// that is not a decimal number, Content-Length values that differ (in
+// several fields or a comma list: a script must not leave the choice to the
+// next hop), or a block with none of Content-Type, Location and Status is
+// an error. Identical Content-Length values are collapsed into one field, as
+// net/http does for requests. A
 // block larger than maxBytes (MaxHeaderBytes when maxBytes <= 0) gives
 // ErrHeaderTooLarge; an end of stream before the empty line gives ErrNoHeader.
 func ReadResponse(br *bufio.Reader, maxBytes int) (*Response, error) {
@@ -100,6 +106,14 @@ func ReadResponse(br *bufio.Reader, maxBytes int) (*Response, error) {
 		resp.Header[key] = append(resp.Header[key], value)
 	}
 
+	if cl, ok := resp.Header["Content-Length"]; ok {
+		n, err := responseContentLength(cl)
+		if err != nil {
+			return nil, err
+		}
+		resp.Header["Content-Length"] = []string{n}
+	}
+
 	location := resp.Header.Get("Location")
 	switch {
 	case location != "" && !hasStatus && strings.HasPrefix(location, "/") && !strings.HasPrefix(location, "//"):
@@ -133,6 +147,26 @@ func parseField(line []byte) (name, value string, err error) {
 	return name, string(v), nil
 }
 
+// responseContentLength checks the values of the Content-Length fields, each
+// possibly a comma list, and returns the one length they all give.
+func responseContentLength(values []string) (string, error) {
+	first := ""
+	for _, v := range values {
+		for n := range strings.SplitSeq(v, ",") {
+			n = strings.Trim(n, " \t")
+			if _, err := strconv.ParseInt(n, 10, 64); err != nil || n[0] < '0' || n[0] > '9' {
+				return "", fmt.Errorf("bridge: CGI response Content-Length %q is not a decimal number", truncate([]byte(v)))
+			}
+			if first == "" {
+				first = n
+			} else if n != first {
+				return "", fmt.Errorf("bridge: CGI response has conflicting Content-Length values %q and %q", first, truncate([]byte(n)))
+			}
+		}
+	}
+	return first, nil
+}
+
 // parseStatus parses a Status value: three digits, then optionally a space
 // and a reason phrase.
 func parseStatus(v string) (int, string, error) {
@@ -149,7 +183,13 @@ func parseStatus(v string) (int, string, error) {
 	if code < 200 {
 		return 0, "", fmt.Errorf("bridge: CGI response Status %d is not a final status", code)
 	}
-	return code, strings.TrimLeft(v[3:], " "), nil
+	reason := strings.TrimLeft(v[3:], " ")
+	for i := 0; i < len(reason); i++ {
+		if c := reason[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return 0, "", fmt.Errorf("bridge: CGI response Status reason %q has a control character", truncate([]byte(reason)))
+		}
+	}
+	return code, reason, nil
 }
 
 // truncate keeps error messages short when a script prints megabytes.

@@ -90,6 +90,8 @@ func scripts(t *testing.T) string {
 		"redirect.sh": "#!/bin/sh\nprintf 'Location: /elsewhere?x=1\\n\\n'\n",
 		"status.sh":   "#!/bin/sh\nprintf 'Status: 418 Teapot\\ncontent-type: text/plain\\nX-Raw: caf\\351\\n\\nshort'\n",
 		"noexec.sh":   "#!/bin/sh\necho never\n",
+		"lengths.sh":  "#!/bin/sh\nprintf 'Content-Type: text/plain\\nContent-Length: 5\\nContent-Length: 50\\n\\nhello'\n",
+		"escape.sh":   "#!/bin/sh\nprintf 'Status: 200 OK\\033[2J\\nContent-Type: text/plain\\n\\nhello'\n",
 	}
 	for name, body := range files {
 		mode := os.FileMode(0o755)
@@ -221,6 +223,8 @@ func TestExecutorRuns(t *testing.T) {
 		{name: "dies before its header: 502 naming the exit status", env: cgiEnv(root, "die.sh"), status: 502,
 			wantLog: "exit status 3"},
 		{name: "garbage: 502", env: cgiEnv(root, "garbage.sh"), status: 502, wantLog: "no colon"},
+		{name: "response splitting by conflicting Content-Lengths: 502", env: cgiEnv(root, "lengths.sh"), status: 502, wantLog: "conflicting Content-Length"},
+		{name: "terminal escape in the reason phrase: 502", env: cgiEnv(root, "escape.sh"), status: 502, wantLog: "control character"},
 		{name: "no output, a clean exit: 502 logged as exit status 0", env: cgiEnv(root, "silent.sh"), status: 502, wantLog: `exit="exit status 0"`},
 		{name: "stderr goes to the log", env: cgiEnv(root, "die.sh"), status: 502, wantLog: "dying before any header"},
 		{name: "local redirect kept for the front end", env: cgiEnv(root, "redirect.sh"), status: 0,
