@@ -38,7 +38,8 @@ SCRIPT_NAME is the URL path (plus --index when it ends in /),
 SCRIPT_FILENAME is --root plus SCRIPT_NAME and DOCUMENT_ROOT is --root;
 the other variables are those of RFC 3875, with HTTP_AUTHORIZATION and
 REDIRECT_STATUS=200 as nginx's fastcgi_params send them, never HTTP_PROXY.
-No PATH_INFO is split off. Responses are flushed to the client as they
+No PATH_INFO is split off; a path holding a NUL byte (%00) gets 400 and
+is not passed on. Responses are flushed to the client as they
 come. Each request is logged on stderr, with what the FastCGI server writes
 to its error stream.
 `
@@ -134,6 +135,12 @@ type proxyHandler struct {
 }
 
 func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// php-fpm reads SCRIPT_FILENAME up to a NUL: /index.php%00.txt would
+	// run index.php. nginx, "cgirun http" and the runner answer 400 too.
+	if strings.IndexByte(r.URL.Path, 0) >= 0 {
+		http.Error(w, "bad request: NUL in the path", http.StatusBadRequest)
+		return
+	}
 	// gofast sends the body while it relays the answer: the answer's
 	// header must not make net/http discard the unread body.
 	http.NewResponseController(w).EnableFullDuplex()

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cgirun/cgirun/bridge"
@@ -195,6 +197,41 @@ func TestProxyLogs(t *testing.T) {
 	}
 	if global.Len() > 0 {
 		t.Errorf("log package output = %q, want nothing: gofast's lines go to the command's logger", global.String())
+	}
+}
+
+// TestProxyRefusesNULInPath: /index.php%00.txt must not run index.php, as
+// a C server would after reading the name up to the NUL. nginx, "cgirun
+// http" and the runner answer 400; so does the proxy, without passing the
+// request on.
+func TestProxyRefusesNULInPath(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // the paths the FastCGI application received
+	sock := startFastCGI(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ran\n")
+	}))
+	r := start(t, nil, "proxy", "--to", "unix:"+sock, "--addr", "127.0.0.1:0")
+	base := "http://" + r.httpAddr()
+	for _, p := range []string{"/index.php%00.txt", "/dir%00/index.php", "/dir/%00", "/%00"} {
+		t.Run(p, func(t *testing.T) {
+			if status, _, body := get(t, "GET", base+p, "", nil); status != http.StatusBadRequest {
+				t.Errorf("GET %s through the proxy = %d %q, want 400", p, status, body)
+			}
+		})
+	}
+	// The proxy serves one request at a time here: once /ok has been
+	// answered, a refused request that had been passed on was seen too.
+	if status, _, body := get(t, "GET", base+"/ok", "", nil); status != http.StatusOK {
+		t.Fatalf("GET /ok through the proxy = %d %q, want 200", status, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"/ok"}; !slices.Equal(seen, want) {
+		t.Errorf("paths the FastCGI application received = %q, want %q", seen, want)
 	}
 }
 
