@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/proc"
 	"github.com/cgirun/cgirun/internal/serve"
 	"github.com/cgirun/cgirun/upgrade"
 )
@@ -62,9 +64,16 @@ process serves them, stops accepting, finishes its requests in flight and
 exits 0. A socket file of -s stays: it is the new process's. If the new
 process fails to start or to serve within --upgrade-timeout, it is
 stopped, the reason is logged, and this one goes on serving.
+
+Scripts get fds 0, 1 and 2 only: every other descriptor cgirun was started
+with (such as "7< root-only-file") is made close-on-exec at start, so that
+a script, whatever its --user, cannot read it.
 `
 
 func (c *cli) fcgi(ctx context.Context, args []string) error {
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	var cfg fcgiConfig
 	envErr := loadEnv(&cfg)
 	fs := newFlagSet("fcgi")
@@ -126,6 +135,19 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	loop := &serve.Loop{Server: srv, Listeners: set.Listeners, Log: log, Grace: cfg.ShutdownGrace, Ready: set.Ready, Hup: hup,
 		Upgrade: func(ctx context.Context) (int, error) { return upgrade.Start(ctx, set.Listeners, cfg.UpgradeTimeout) }}
 	return loop.Run(ctx)
+}
+
+// closeInherited marks every descriptor above stderr close-on-exec, first
+// thing, so that none the runner was started with ("7< root-only-file",
+// one its parent leaked) reaches a script: scripts hold fds 0, 1 and 2
+// only, whatever their --user. The sockets served stay open (and are
+// close-on-exec already); an upgrade hands them on through
+// exec.Cmd.ExtraFiles, which needs no inheritable descriptor.
+func closeInherited() error {
+	if err := proc.CloseOnExecFrom(3); err != nil {
+		return fmt.Errorf("closing inherited descriptors to scripts: %w", err)
+	}
+	return nil
 }
 
 // validate checks cfg, fills in what has a derived default, and returns

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -215,4 +216,55 @@ func TestFCGIOnStdinSocket(t *testing.T) {
 	if !serve.StdinIsListening(f) {
 		t.Errorf("StdinIsListening(stdin) after the run = false, want the socket still open")
 	}
+}
+
+// inheritedSecret opens a file holding "secret" as a descriptor without
+// close-on-exec, as "7< root-only-file" hands one to the runner, and
+// returns a script that tries to read it and lists its own descriptors.
+func inheritedSecret(t *testing.T, root string) (script string, fd int) {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "root-only")
+	if err := os.WriteFile(name, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(name, syscall.O_RDONLY, 0) // no O_CLOEXEC
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	// ls lists its own directory descriptor too: the lowest free, 3.
+	script = writeScript(t, filepath.Join(root, "fds.sh"), fmt.Sprintf(`#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+{ cat <&%d; } 2>/dev/null || echo unreadable
+exec ls /proc/self/fd
+`, fd))
+	return script, fd
+}
+
+// checkNoInheritedSecret checks the answer of inheritedSecret's script:
+// it read nothing and held only fds 0, 1 and 2 (and ls's 3).
+func checkNoInheritedSecret(t *testing.T, fd int, body string) {
+	t.Helper()
+	if strings.Contains(body, "secret") {
+		t.Errorf("the script read the runner's fd %d: %q", fd, body)
+	}
+	if got, want := strings.Fields(body), []string{"unreadable", "0", "1", "2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("the script's output = %q, want %q (fd %d unreadable, only 0, 1, 2 and ls's own open)", got, want, fd)
+	}
+}
+
+func TestFCGIScriptGetsNoInheritedDescriptor(t *testing.T) {
+	if _, err := os.ReadDir("/proc/self/fd"); err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	root := t.TempDir()
+	script, fd := inheritedSecret(t, root)
+	sock := filepath.Join(socketDir(t), "fd.sock")
+	r := start(t, nil, "fcgi", "--root", root, "-s", "unix:"+sock)
+	r.waitLog(`serving FastCGI`)
+	rec := fcgiDo(t, "unix", sock, map[string]string{"REQUEST_METHOD": "GET", "SCRIPT_FILENAME": script}, "")
+	if rec.Code != 200 {
+		t.Fatalf("FastCGI request for %s = %d %q, want 200", script, rec.Code, rec.Body)
+	}
+	checkNoInheritedSecret(t, fd, rec.Body.String())
 }

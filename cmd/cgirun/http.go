@@ -41,6 +41,9 @@ cgirun's own environment. Each request is logged on stderr.
 `
 
 func (c *cli) http(ctx context.Context, args []string) error {
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	var cfg httpConfig
 	envErr := loadEnv(&cfg)
 	fs := newFlagSet("http")

@@ -264,3 +264,22 @@ func TestHTTPLogsCutResponse(t *testing.T) {
 		r.waitLog(`msg="cgirun: request" method=GET ` + tt.wantLog)
 	}
 }
+
+func TestHTTPScriptGetsNoInheritedDescriptor(t *testing.T) {
+	if _, err := os.ReadDir("/proc/self/fd"); err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	root := t.TempDir()
+	script, fd := inheritedSecret(t, root)
+	r := start(t, nil, "http", "--root", root, "--addr", "127.0.0.1:0")
+	resp, err := http.Get("http://" + r.httpAddr() + "/" + filepath.Base(script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /%s = %d %q, %v; want 200", filepath.Base(script), resp.StatusCode, body, err)
+	}
+	checkNoInheritedSecret(t, fd, string(body))
+}
