@@ -105,15 +105,7 @@ func (hw *httpWriter) Header() http.Header { return hw.header }
 // once, as net/http sends them; a code outside 100-999 panics, as in
 // net/http, and so becomes a 500.
 func (hw *httpWriter) WriteHeader(code int) {
-	if hw.done {
-		hw.log.Warn("bridge: WriteHeader after the handler returned", "status", code)
-		return
-	}
-	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("bridge: invalid WriteHeader code %d", code))
-	}
-	if hw.status != 0 {
-		hw.log.Warn("bridge: superfluous WriteHeader", "status", code, "first", hw.status)
+	if !mayDecide(hw.log, hw.done, hw.status, code) {
 		return
 	}
 	if code < 200 && code != http.StatusSwitchingProtocols {

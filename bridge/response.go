@@ -103,15 +103,7 @@ func (w *responseWriter) Header() http.Header { return w.header }
 // a CGI response and are dropped; they never become the final status. A
 // code outside 100-999 panics, as in net/http, and so becomes a 500.
 func (w *responseWriter) WriteHeader(code int) {
-	if w.done {
-		w.log.Warn("bridge: WriteHeader after the handler returned", "status", code)
-		return
-	}
-	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("bridge: invalid WriteHeader code %d", code))
-	}
-	if w.status != 0 {
-		w.log.Warn("bridge: superfluous WriteHeader", "status", code, "first", w.status)
+	if !mayDecide(w.log, w.done, w.status, code) {
 		return
 	}
 	if code < 200 {
@@ -119,6 +111,25 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.status = code
 	w.buildHead()
+}
+
+// mayDecide reports whether a writer may take code as its status: not
+// after the handler returned, nor once a status was decided (both logged),
+// and a code outside 100-999 panics, as in net/http, and so becomes a 500.
+// Both of the package's writers go through it.
+func mayDecide(log *slog.Logger, done bool, status, code int) bool {
+	if done {
+		log.Warn("bridge: WriteHeader after the handler returned", "status", code)
+		return false
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("bridge: invalid WriteHeader code %d", code))
+	}
+	if status != 0 {
+		log.Warn("bridge: superfluous WriteHeader", "status", code, "first", status)
+		return false
+	}
+	return true
 }
 
 // buildHead serialises the status line and the handler's header fields into
