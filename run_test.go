@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +29,8 @@ import (
 
 	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/internal/serve"
+
+	"github.com/cgirun/cgirun/internal/testenv"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -280,17 +281,7 @@ func TestServerFastCGI(t *testing.T) {
 // the socket of CGIRUN_FASTCGI, a bare path, to the web server's user and
 // group, and the log says so.
 func TestServerSocketOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("giving a socket file to another user needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody to give the socket to:", err)
-	}
-	nogroup, err := user.LookupGroup("nogroup")
-	if err != nil {
-		t.Skip("no group nogroup to give the socket to:", err)
-	}
+	nobody, nogroup := testenv.Nobody(t)
 	clearSettings(t)
 	sock := filepath.Join(t.TempDir(), "app.sock")
 	cfg := testConfig(t, map[string]string{"CGIRUN_FASTCGI": sock, "CGIRUN_SOCKET_OWNER": "nobody", "CGIRUN_SOCKET_GROUP": "nogroup"})

@@ -11,12 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cgirun/cgirun/internal/testenv"
 )
 
 // childListenEnv, set in the environment, makes the test binary a FastCGI
@@ -231,17 +232,7 @@ func TestListenMissingDirectory(t *testing.T) {
 // and listen.group, names or numbers; an unknown one is refused, naming
 // what it is.
 func TestListenConfigOwnerGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("giving a socket file to another user needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody to give the socket to:", err)
-	}
-	nogroup, err := user.LookupGroup("nogroup")
-	if err != nil {
-		t.Skip("no group nogroup to give the socket to:", err)
-	}
+	nobody, nogroup := testenv.Nobody(t)
 	uid, gid := os.Geteuid(), os.Getegid()
 	nobodyUID, _ := strconv.Atoi(nobody.Uid)
 	nogroupGID, _ := strconv.Atoi(nogroup.Gid)

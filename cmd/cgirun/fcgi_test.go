@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/cgirun/cgirun/internal/serve"
+
+	"github.com/cgirun/cgirun/internal/testenv"
 )
 
 // envScript is a CGI script that prints some of its variables ("unset"
@@ -99,17 +100,7 @@ func TestFCGIServesScripts(t *testing.T) {
 // CGIRUN_ variables, give the socket of -s (a bare path, as php-fpm writes
 // it) to the web server, and the log says so before "serving FastCGI".
 func TestFCGISocketOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("giving a socket file to another user needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody to give the socket to:", err)
-	}
-	nogroup, err := user.LookupGroup("nogroup")
-	if err != nil {
-		t.Skip("no group nogroup to give the socket to:", err)
-	}
+	nobody, nogroup := testenv.Nobody(t)
 	tests := []struct {
 		name string
 		env  map[string]string
