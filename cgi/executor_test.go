@@ -645,12 +645,20 @@ func openFDs(t *testing.T) []string {
 // zombies lists the zombie children of this process; none where there is
 // no /proc.
 func zombies() []int {
+	me := strconv.Itoa(os.Getpid())
+	z, _ := procsWhere(func(f []string) bool { return len(f) > 1 && f[0] == "Z" && f[1] == me })
+	return z
+}
+
+// procsWhere lists the processes whose /proc/PID/stat fields after the
+// command name (state, ppid, pgrp, ...) match; an error when there is no
+// /proc.
+func procsWhere(match func(fields []string) bool) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	var z []int
-	me := os.Getpid()
+	var pids []int
 	for _, ent := range entries {
 		pid, err := strconv.Atoi(ent.Name())
 		if err != nil {
@@ -661,12 +669,11 @@ func zombies() []int {
 			continue
 		}
 		_, after, _ := strings.Cut(string(stat), ") ")
-		fields := strings.Fields(after)
-		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(me) {
-			z = append(z, pid)
+		if match(strings.Fields(after)) {
+			pids = append(pids, pid)
 		}
 	}
-	return z
+	return pids, nil
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
@@ -675,25 +682,10 @@ func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewRea
 // which an init that does not reap may keep, do not run).
 func groupRunning(t *testing.T, pgid int) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	group := strconv.Itoa(pgid)
+	running, err := procsWhere(func(f []string) bool { return len(f) > 2 && f[0] != "Z" && f[2] == group })
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
-	}
-	var running []int
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		_, after, _ := strings.Cut(string(stat), ") ")
-		// state ppid pgrp ...
-		if f := strings.Fields(after); len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			running = append(running, pid)
-		}
 	}
 	return running
 }
