@@ -84,6 +84,35 @@
 // http.Request has http.NoBody, and the runner gives such a CGI script
 // /dev/null rather than a pipe.
 //
+// # Authorizers (Apache mod_authnz_fcgi)
+//
+// Apache's mod_authnz_fcgi is the one web server module that sends the
+// Authorizer role. Its contract, as a handler sees it:
+//
+//   - It connects over TCP only (fcgi://127.0.0.1:9001/ in
+//     AuthnzFcgiDefineProvider): listen on tcp:127.0.0.1:PORT, not on a
+//     unix socket.
+//   - It asks up to twice per client request, each time on a new
+//     connection: first with FCGI_APACHE_ROLE=AUTHENTICATOR, REMOTE_USER
+//     and REMOTE_PASSWD (the password of the client's Basic credentials,
+//     in clear: never log it), then with FCGI_APACHE_ROLE=AUTHORIZER and
+//     REMOTE_USER. A client without credentials gets 401 from Apache
+//     before the application is asked.
+//   - bridge.RequestOf(r).Role is bridge.RoleAuthorizer. There is no body,
+//     and no PATH_INFO, SCRIPT_NAME, CONTENT_LENGTH nor Authorization
+//     header.
+//   - Status 200 lets the request through; any other answer of the
+//     authenticator goes to the client, status and body; any other answer
+//     of the authorizer becomes 403 with AuthzSendForbiddenOnFailure (401
+//     without it).
+//   - A 200's Variable-NAME headers, set with bridge.SetVariable (which
+//     keeps the name's case), become the variable NAME of the request that
+//     follows: an application behind mod_proxy_fcgi or mod_cgid receives
+//     it as a CGI variable, the client never sees it.
+//
+// examples/deploy/apache-authnz-fcgi.conf is a working configuration, and
+// bridge's ExampleRequestOf a handler.
+//
 // # Listeners
 //
 // Listen("unix:/run/app.sock", 0660) removes a stale socket file only when
