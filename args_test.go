@@ -1,6 +1,10 @@
 package cgirun
 
-import "testing"
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
 
 // TestCheckArgs: outside CGI, a flag Run does not read is logged, naming
 // it and pointing at --help, rather than ignored without a word (issue
@@ -22,5 +26,39 @@ func TestCheckArgs(t *testing.T) {
 				t.Errorf("checkArgs(%q) = %q, want %q", tt.args, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestIsVersionArg: "myapp version" and --version print the version
+// rather than start a server (issue 14); version among other arguments is
+// the program's own word.
+func TestIsVersionArg(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"myapp", "version"}, true},
+		{[]string{"myapp", "--version"}, true},
+		{[]string{"myapp", "-version"}, true},
+		{[]string{"myapp"}, false},
+		{[]string{"myapp", "versions"}, false},
+		{[]string{"myapp", "version", "2"}, false},
+		{[]string{"myapp", "serve", "version"}, false},
+	} {
+		if isVersionArg(tt.args, true) {
+			t.Errorf("isVersionArg(%q) after flag.Parse = true, want false: main reads its own flags", tt.args)
+		}
+		if got := isVersionArg(tt.args, false); got != tt.want {
+			t.Errorf("isVersionArg(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+}
+
+// TestVersion: the line names the program, not its path, and the Go
+// version it was built with.
+func TestVersion(t *testing.T) {
+	got := Version("/usr/local/bin/myapp")
+	if !strings.HasPrefix(got, "myapp ") || !strings.Contains(got, " "+runtime.Version()+" ") {
+		t.Errorf("Version = %q, want it to start with %q and hold %q", got, "myapp ", runtime.Version())
 	}
 }

@@ -62,8 +62,10 @@ type Options struct {
 //
 // Started with -h or --help outside CGI, Run prints the settings to stdout
 // and exits the process with status 0, as the flag package does for a
-// program's own -h: main needs no code for it. It is the only case where
-// Run ends the process. Any other argument starting with "-" (a mistyped
+// program's own -h: main needs no code for it. Started with the one
+// argument version, --version or -version outside CGI, and unless main
+// called flag.Parse, it prints Version and exits 0. These are the only
+// cases where Run ends the process. Any other argument starting with "-" (a mistyped
 // --help, a --port the program does not have) is logged at start as one
 // Run does not read, outside CGI and unless main called flag.Parse; the
 // program still starts, since its main may read its arguments some other
@@ -123,6 +125,10 @@ func RunWith(h http.Handler, opts Options) error {
 	if !isCGI && len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help") {
 		fmt.Fprintf(os.Stdout, "%s serves HTTP requests through CGI, FastCGI or plain HTTP, as it is started.\n\n", os.Args[0])
 		Usage(os.Stdout)
+		os.Exit(0)
+	}
+	if !isCGI && isVersionArg(os.Args, flag.Parsed()) {
+		fmt.Fprintln(os.Stdout, Version(os.Args[0]))
 		os.Exit(0)
 	}
 	cfg, err := LoadConfig()

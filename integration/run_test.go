@@ -828,3 +828,29 @@ func TestRunHelp(t *testing.T) {
 		})
 	}
 }
+
+// TestRunVersion: "hello version" prints one line naming the program and
+// exits 0 rather than start a server; as CGI, where the argument is a
+// client's query, it answers the request.
+func TestRunVersion(t *testing.T) {
+	bin := filepath.Join(sharedTempDir(t), "hello")
+	buildExample(t, "./examples/hello", bin)
+	for _, arg := range []string{"version", "--version"} {
+		ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)
+		cmd := exec.CommandContext(ctx, bin, arg)
+		cmd.Env = runEnv()
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil || !strings.HasPrefix(string(out), "hello ") || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "go1.") {
+			t.Errorf("hello %s: %v, output %q; want exit 0 and one line \"hello VERSION (... goX)\"", arg, err, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), clientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "version")
+	cmd.Env = runEnv("GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "PATH_INFO=/", "QUERY_STRING=version")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "Status: 200 OK\r\n") {
+		t.Errorf("hello version as CGI: %v, output %q; want the request's answer", err, out)
+	}
+}

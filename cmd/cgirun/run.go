@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
+	"github.com/cgirun/cgirun/internal/buildinfo"
 	"github.com/cgirun/cgirun/internal/serve"
 	"github.com/cgirun/cgirun/upgrade"
 )
@@ -131,10 +130,6 @@ func (c *cli) version(_ context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	_, err = fmt.Fprintf(c.stdout, "cgirun %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err = fmt.Fprintln(c.stdout, buildinfo.Line("cgirun"))
 	return err
 }
