@@ -58,6 +58,8 @@ func TestUnknownSettingsWarned(t *testing.T) {
 		{"a fcgi typo", map[string]string{"CGIRUN_CHILDRN": "4"}, []string{"fcgi", "-s", "nowhere"},
 			"cgirun fcgi: CGIRUN_CHILDRN is not a setting; did you mean CGIRUN_CHILDREN?\ncgirun fcgi: "},
 		{"passed to the scripts", map[string]string{"CGIRUN_ACCESS_LOG": "1"}, []string{"fcgi", "--pass-env", "CGIRUN_ACCESS_LOG", "-s", "nowhere"}, "cgirun fcgi: -s"},
+		{"a probe typo", map[string]string{"CGIRUN_PROBE_TIMEOT": "1s"}, []string{"probe"},
+			"cgirun probe: CGIRUN_PROBE_TIMEOT is not a setting; did you mean CGIRUN_PROBE_TIMEOUT?\ncgirun probe: "},
 		{"an upgrade's hand-over", map[string]string{"CGIRUN_READY_FD": "9"}, []string{"fcgi", "-s", "nowhere"}, "cgirun fcgi: -s"},
 	}
 	for _, tt := range tests {

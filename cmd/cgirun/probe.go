@@ -72,6 +72,7 @@ func (c *cli) probe(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	c.warnUnknownSettings("probe", &probeConfig{}, nil)
 	addr, target := cfg.Fastcgi, "/"
 	switch {
 	case len(pos) > 2:
