@@ -13,6 +13,7 @@
 //	/slow?mark=F   streams a line every 10 ms until its context ends, then
 //	               writes the context's cause into file F
 //	/private/...   "private" (behind an authorizer)
+//	/panic         panics before it writes anything: every mode answers 500
 //	/pid?echo=X&sleep=D
 //	               after D (at most 2 s; 0 without it), "X PID VERSION\n":
 //	               which process answered, and which build (VERSION is
@@ -71,6 +72,9 @@ func handler() http.Handler {
 		fmt.Fprintf(w, "%s %d %s\n", r.URL.Query().Get("echo"), os.Getpid(), version)
 	})
 	mux.HandleFunc("/drip", drip)
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+		panic("testapp: /panic")
+	})
 	mux.HandleFunc("/debug/counts", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"goroutines":%d,"started":%d,"completed":%d,"cancelled":%d,"uncancelled":%d}`+"\n",
