@@ -111,7 +111,14 @@ func Start(ctx context.Context, lns []net.Listener, timeout time.Duration) (pid 
 		// like the others, and fd 0 may have been closed and reused.
 		ExtraFiles: files,
 	}
-	if err := cmd.Start(); err != nil {
+	// Registered with proc: a runner that ends its scripts' orphans
+	// (proc.EndOrphans) leaves the new process to cmd.Wait.
+	if _, err := proc.Start(func() (int, error) {
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	}); err != nil {
 		return 0, fmt.Errorf("upgrade: starting %s: %w", exe, err)
 	}
 	// Only the new process holds the write end now: its exit ends the
@@ -124,6 +131,7 @@ func Start(ctx context.Context, lns []net.Listener, timeout time.Duration) (pid 
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait() // reaps the new process if it fails
+		proc.Waited(cmd.Process.Pid)
 		close(exited)
 	}()
 

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -314,7 +315,10 @@ func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor
 		MaxBodyBytes:   s.MaxBody,
 		MaxStderrBytes: s.MaxStderr,
 		Credential:     cred,
-		Logger:         log,
+		// The runner starts no children but scripts and an upgrade's
+		// new runner: it can end what scripts leave behind.
+		EndOrphans: runtime.GOOS == "linux",
+		Logger:     log,
 	}
 	return e, nil
 }

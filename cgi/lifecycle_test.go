@@ -1,0 +1,170 @@
+package cgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cgirun/cgirun/bridge"
+)
+
+// escapeScripts are scripts that leave a process behind in a session of
+// its own, out of reach of a signal to the script's group, holding the
+// script's stdout, stdin and stderr. Each writes that process's pid to
+// the file its query names, then answers in part.
+var escapeScripts = map[string]string{
+	// setsid execs sleep: $! is sleep's pid.
+	"daemon.sh": "#!/bin/sh\nsetsid sleep 40 &\necho $! > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\n\\npartial'\nexit 0\n",
+	// A double fork: the subshell that starts the daemon exits too.
+	"doublefork.sh": "#!/bin/sh\n( setsid sleep 40 & echo $! > \"$QUERY_STRING\" ) &\nwait\nprintf 'Content-Type: text/plain\\n\\npartial'\nexit 0\n",
+	// The daemon, and a script that runs on past the timeout.
+	"daemonslow.sh": "#!/bin/sh\nsetsid sleep 40 &\necho $! > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\n\\npartial'\nexec sleep 30\n",
+}
+
+// respondEscape runs script, which leaves a daemon behind, with a body
+// larger than a pipe holds (the daemon holds stdin too and never reads
+// it), and returns the answer's body, the daemon's pid and Respond's
+// error.
+// Respond must return within waitLimit, well before the daemon's end.
+func respondEscape(t *testing.T, e *Executor, root, script string) (string, int, error) {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	out := new(flushRecorder)
+	done := make(chan error, 1)
+	in := strings.NewReader(strings.Repeat("x", 200<<10))
+	go func() {
+		done <- e.Respond(context.Background(), &bridge.Request{Env: cgiEnv(root, script, "REQUEST_METHOD=POST", "QUERY_STRING="+pidFile), Body: in}, out)
+	}()
+	select {
+	case err := <-done:
+		_, rest, _ := strings.Cut(out.String(), "\r\n\r\n")
+		return rest, readPID(t, pidFile), err
+	case <-time.After(waitLimit):
+		t.Fatalf("Respond(%s) still runs %v after the script answered: its daemon holds the request", script, waitLimit)
+	}
+	return "", 0, nil
+}
+
+// TestExecutorDaemonHoldsNoRequest: a process that a script starts in a
+// session of its own ("setsid sleep 40 &"), which the kill of the
+// script's group does not reach, holds its stdout and stdin: the request
+// ends all the same, the KillGrace after the script's exit or at the
+// timeout, cut short, and the runner holds no more descriptors than
+// before. Without EndOrphans the daemon itself is not the runner's to
+// end; the test kills it.
+func TestExecutorDaemonHoldsNoRequest(t *testing.T) {
+	root := t.TempDir()
+	for name, body := range escapeScripts {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, logs := newExecutor(t, root, func(e *Executor) { e.Timeout = 2 * time.Second })
+	respondScript(t, e, cgiEnv(root, "daemon.sh", "QUERY_STRING="+filepath.Join(t.TempDir(), "pid")), nil) // opens the shared /dev/null
+	waitScripts(t, e)
+	before := openFDs(t)
+	for _, script := range []string{"daemon.sh", "doublefork.sh", "daemonslow.sh"} {
+		t.Run(script, func(t *testing.T) {
+			body, daemon, err := respondEscape(t, e, root, script)
+			t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
+			if !errors.Is(err, bridge.ErrCutShort) || body != "partial" {
+				t.Errorf("Respond(%s) = %v, body %q; want %q cut short", script, err, body, "partial")
+			}
+			waitScripts(t, e)
+			if leaked := slices.DeleteFunc(openFDs(t), func(fd string) bool { return slices.Contains(before, fd) }); len(leaked) > 0 {
+				t.Errorf("descriptors open after %s, not before: %v", script, leaked)
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "hold its output") {
+		t.Errorf("log lacks the held output:\n%s", logs)
+	}
+}
+
+// subreaperEnv, set to the name of a test, has the test binary run that
+// test as a child subreaper: EndOrphans changes the whole process, so the
+// test runs in a process of its own.
+const subreaperEnv = "CGIRUN_TEST_SUBREAPER"
+
+// inOwnProcess runs the calling test again in a new test binary process
+// with subreaperEnv set, and reports whether this is that process.
+func inOwnProcess(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(subreaperEnv) == t.Name() {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), subreaperEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
+		t.Errorf("%s in its own process: %v\n%s", t.Name(), err, out)
+	}
+	return false
+}
+
+// TestExecutorEndOrphans: with EndOrphans, the daemons scripts start in
+// sessions of their own (setsid, a double fork) become the runner's
+// children as their parents exit, and are killed and reaped once the
+// script is done with: none is left running, none a zombie.
+func TestExecutorEndOrphans(t *testing.T) {
+	if !inOwnProcess(t) {
+		return
+	}
+	root := t.TempDir()
+	for name, body := range escapeScripts {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, _ := newExecutor(t, root, func(e *Executor) { e.Timeout, e.EndOrphans = 2*time.Second, true })
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, script := range []string{"daemon.sh", "doublefork.sh", "daemonslow.sh"} {
+		t.Run(script, func(t *testing.T) {
+			body, daemon, err := respondEscape(t, e, root, script)
+			if !errors.Is(err, bridge.ErrCutShort) || body != "partial" {
+				t.Errorf("Respond(%s) = %v, body %q; want %q cut short", script, err, body, "partial")
+			}
+			waitScripts(t, e)
+			waitGone(t, daemon)
+		})
+	}
+	t.Run("a daemon that holds nothing of the request", func(t *testing.T) {
+		os.WriteFile(filepath.Join(root, "quiet.sh"), []byte("#!/bin/sh\nsetsid sleep 40 </dev/null >/dev/null 2>&1 &\necho $! > \"$QUERY_STRING\"\nprintf 'Content-Type: text/plain\\n\\nwhole'\n"), 0o755)
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		resp, body, err := respondScript(t, e, cgiEnv(root, "quiet.sh", "QUERY_STRING="+pidFile), nil)
+		if err != nil || resp.Status != 200 || body != "whole" {
+			t.Errorf("answer = %d %q %v; want 200 %q", resp.Status, body, err, "whole")
+		}
+		waitScripts(t, e)
+		waitGone(t, readPID(t, pidFile))
+	})
+}
+
+// waitGone waits until process pid no longer exists (a zombie still
+// does), for at most waitLimit.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			t.Fatalf("process %d still there %v after its script: %s", pid, waitLimit, stat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,155 @@
+package proc
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// prSetChildSubreaper is prctl(2)'s PR_SET_CHILD_SUBREAPER.
+const prSetChildSubreaper = 36
+
+// BecomeSubreaper makes this process a child subreaper (prctl
+// PR_SET_CHILD_SUBREAPER, Linux 3.4): a process that a descendant of this
+// one leaves behind, such as a CGI script's "setsid daemon &" or a double
+// fork, becomes this process's child when its parent exits, not init's,
+// and EndOrphans can end it. It holds for the process's life.
+func BecomeSubreaper() error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", errno)
+	}
+	return nil
+}
+
+// sweep makes EndOrphans run one at a time, and a call made while one
+// runs makes it look once more instead of waiting.
+var sweep struct {
+	mu    sync.Mutex
+	again atomic.Bool
+}
+
+// EndOrphans ends the orphans of this process: its children that no
+// starter registered through Start, which in a subreaper are processes
+// that outlived the parent that started them. It sends each live one
+// SIGKILL and reaps each (no zombie is left), then looks again, since an
+// orphan's death hands its own children on to this process, until it
+// finds none. A call made while another runs returns at once, and the
+// running one looks once more.
+//
+// It must only be used by a program whose every child is started through
+// Start (or is such an orphan): a child that os/exec or os.StartProcess
+// started and waits for by itself would otherwise be killed.
+//
+// No pid is signalled once it may be another process's: an orphan is
+// signalled only while it is this process's child, not registered, as
+// checked under Start's lock (so no child is being started), and nothing
+// but EndOrphans, one at a time, reaps such a child: its pid stays its own
+// until EndOrphans has reaped it.
+func EndOrphans() {
+	sweep.again.Store(true)
+	for sweep.again.Load() {
+		if !sweep.mu.TryLock() {
+			return // the running call looks again
+		}
+		for sweep.again.Swap(false) {
+			for endOrphans() {
+			}
+		}
+		sweep.mu.Unlock()
+	}
+}
+
+// endOrphans ends the orphans found in one look, and reports whether there
+// were any.
+func endOrphans() bool {
+	kids := children()
+	if len(kids) == 0 {
+		return false
+	}
+	me := os.Getpid()
+	var ended []int
+	waited.starting.Lock()
+	for _, pid := range kids {
+		state, ppid, ok := stat(pid)
+		if !ok || ppid != me || isWaited(pid) {
+			continue
+		}
+		if state != 'Z' {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		ended = append(ended, pid)
+	}
+	waited.starting.Unlock()
+	for _, pid := range ended {
+		var ws syscall.WaitStatus
+		for {
+			_, err := syscall.Wait4(pid, &ws, 0, nil)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+	}
+	return len(ended) > 0
+}
+
+// children lists this process's children, from each thread's
+// /proc/self/task/TID/children (Linux 3.5), or from every process's
+// /proc/PID/stat where those are missing.
+func children() []int {
+	var pids []int
+	lists, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, name := range lists {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(lists) > 0 {
+		return pids
+	}
+	entries, _ := os.ReadDir("/proc")
+	me := os.Getpid()
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if _, ppid, ok := stat(pid); ok && ppid == me {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stat reads the state and the parent's pid of process pid from
+// /proc/PID/stat.
+func stat(pid int) (state byte, ppid int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command name, in parentheses, may hold anything: the fields
+	// follow its last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	return f[0][0], ppid, true
+}
