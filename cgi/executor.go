@@ -54,7 +54,11 @@ const (
 //
 // A request that runs past Timeout, or whose client goes away, has its
 // process group sent SIGTERM, then SIGKILL after KillGrace. Every child is
-// waited for: none is left a zombie.
+// waited for: none is left a zombie. The request ends with its script:
+// once the script has exited, or was ended, the runner's ends of its
+// pipes are closed, at the latest KillGrace after its exit, also when a
+// process it started in a session of its own still holds them (the answer
+// is then cut short); see EndOrphans for ending such processes.
 type Executor struct {
 	// Roots are the directories that hold the scripts. Required.
 	Roots []string
@@ -98,6 +102,18 @@ type Executor struct {
 	// Credential, when set, runs the scripts as that user and group. It
 	// needs the runner to run as root; Validate refuses it otherwise.
 	Credential *syscall.Credential
+	// EndOrphans makes the process a child subreaper (Linux's
+	// PR_SET_CHILD_SUBREAPER) when the Executor is validated, and has
+	// the Executor end, each time a script is done with, every process
+	// that became the program's child without being started by it: the
+	// processes scripts left behind in a session or group of their own
+	// ("setsid daemon &", a double fork), which no signal to a script's
+	// group reaches. Each is sent SIGKILL and reaped. Set it only in a
+	// program that starts no child processes other than the Executor's
+	// scripts and the upgrade package's new process: any other child
+	// would be killed. Validate fails where the platform has no child
+	// subreapers. The cgirun runner sets it on Linux.
+	EndOrphans bool
 	// Logger receives the log lines; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -152,6 +168,11 @@ func (e *Executor) init() error {
 	}
 	if e.Credential != nil && os.Geteuid() != 0 {
 		return fmt.Errorf("cgi: running scripts as uid %d needs the runner to run as root (it runs as uid %d)", e.Credential.Uid, os.Geteuid())
+	}
+	if e.EndOrphans {
+		if err := proc.BecomeSubreaper(); err != nil {
+			return fmt.Errorf("cgi: EndOrphans: %w", err)
+		}
 	}
 	if e.MaxChildren > 0 {
 		e.slots = make(chan struct{}, e.MaxChildren)

@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/proc"
 )
 
 // start starts the script with execve (no shell) in its directory and its
@@ -52,11 +55,16 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		return nil, nil, err
 	}
 	fds[1], fds[2] = outW, errW
-	pid, _, err := syscall.StartProcess(script, []string{script}, &syscall.ProcAttr{
-		Dir:   filepath.Dir(script),
-		Env:   e.childEnv(&req.Env),
-		Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+	// Registered with proc: EndOrphans leaves the script alone, it is
+	// waited for here.
+	pid, err := proc.Start(func() (int, error) {
+		pid, _, err := syscall.StartProcess(script, []string{script}, &syscall.ProcAttr{
+			Dir:   filepath.Dir(script),
+			Env:   e.childEnv(&req.Env),
+			Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
+			Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+		})
+		return pid, err
 	})
 	// The child holds its own copies.
 	closeFDs(pipeEnd(fds[0], body), outW, errW)
@@ -65,12 +73,13 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		return nil, nil, &os.PathError{Op: "fork/exec", Path: script, Err: err}
 	}
 
-	p := &child{pgid: pid, exited: make(chan struct{}), answered: make(chan struct{})}
+	p := &child{pgid: pid, exited: make(chan struct{}), answered: make(chan struct{}), stdout: pollable(outR, "|1")}
 	if stdinW >= 0 {
-		go copyStdin(stdinW, body)
+		p.stdin = &stdinPipe{fd: stdinW}
+		go copyStdin(p.stdin, body)
 	}
 	e.watch(p, func() error { return wait4(pid) }, pollable(errR, "|2"), req, log)
-	return p, pollable(outR, "|1"), nil
+	return p, p.stdout, nil
 }
 
 // pipe returns a new pipe, both ends close-on-exec and blocking.
@@ -120,16 +129,78 @@ func wait4(pid int) error {
 		if err != nil {
 			return os.NewSyscallError("wait4", err)
 		}
+		proc.Waited(pid)
 		return waitError(ws)
 	}
 }
 
-// copyStdin writes the request body to fd, the script's stdin, and closes
-// it. fd joins the poller only once the body has bytes: an empty body
+// stdinPipe is the runner's end of a script's stdin pipe: copyStdin
+// writes the body to it, and supervise closes it once the script is done
+// with, which ends a write that a process the script left behind would
+// hold up.
+type stdinPipe struct {
+	mu     sync.Mutex
+	fd     int      // the descriptor, until f holds it
+	f      *os.File // fd made pollable, once the body has bytes
+	closed bool
+}
+
+// file returns the pipe as a file the poller serves, or nil once it is
+// closed.
+func (s *stdinPipe) file() *os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil && !s.closed {
+		s.f = pollable(s.fd, "|0")
+	}
+	return s.f
+}
+
+// close closes the pipe, once; a write in progress ends.
+func (s *stdinPipe) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+	case s.f != nil:
+		s.f.Close()
+	default:
+		syscall.Close(s.fd)
+	}
+	s.closed = true
+}
+
+// outputHeld reports whether some process still holds the write end of
+// c's stdout pipe open: a pipe's read end reports POLLHUP once no writer
+// is left, even with bytes still to read.
+func outputHeld(c *child) bool {
+	rc, err := c.stdout.SyscallConn()
+	if err != nil {
+		return false
+	}
+	held := false
+	rc.Control(func(fd uintptr) {
+		pfd := struct {
+			fd      int32
+			events  int16
+			revents int16
+		}{fd: int32(fd)}
+		var ts syscall.Timespec // zero: do not wait
+		_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		held = errno == 0 && pfd.revents&pollHup == 0
+	})
+	return held
+}
+
+// pollHup is poll(2)'s POLLHUP.
+const pollHup = 0x10
+
+// copyStdin writes the request body to s, the script's stdin, and closes
+// it. s joins the poller only once the body has bytes: an empty body
 // costs only a close, and a script that does not read a large one holds
 // up a parked goroutine, not a thread blocked in write. A script that
 // exits without reading its stdin ends the copy (EPIPE).
-func copyStdin(fd int, body io.Reader) {
+func copyStdin(s *stdinPipe, body io.Reader) {
 	// The first read goes to a small buffer; a pipe-sized one is taken
 	// only for a body that has bytes.
 	small := smallBufPool.Get().(*[smallBufSize]byte)
@@ -141,7 +212,9 @@ func copyStdin(fd int, body io.Reader) {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if w == nil {
-				w = pollable(fd, "|0")
+				if w = s.file(); w == nil {
+					break // the script is done with
+				}
 			}
 			if _, err := w.Write(buf[:n]); err != nil {
 				break
@@ -156,9 +229,5 @@ func copyStdin(fd int, body io.Reader) {
 			break
 		}
 	}
-	if w == nil {
-		syscall.Close(fd)
-		return
-	}
-	w.Close()
+	s.close()
 }

@@ -62,7 +62,7 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		return nil, nil, err
 	}
 
-	p := &child{pgid: proc.Pid, exited: make(chan struct{}), answered: make(chan struct{})}
+	p := &child{pgid: proc.Pid, exited: make(chan struct{}), answered: make(chan struct{}), stdout: stdout}
 	if stdinW != nil {
 		go copyStdin(stdinW, body)
 	}
@@ -91,4 +91,17 @@ func closeAll(files ...*os.File) {
 			f.Close()
 		}
 	}
+}
+
+// stdinPipe is the runner's end of a script's stdin pipe; on this
+// platform copyStdin closes it.
+type stdinPipe struct{}
+
+func (*stdinPipe) close() {}
+
+// outputHeld reports whether processes are left in c's group, which may
+// hold its stdout open; without poll(2)'s POLLHUP on pipes, that is the
+// best guess here.
+func outputHeld(c *child) bool {
+	return syscall.Kill(-c.pgid, 0) == nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/internal/defaults"
+	"github.com/cgirun/cgirun/internal/proc"
 )
 
 // child is a running script.
@@ -20,7 +21,9 @@ type child struct {
 	exited   chan struct{} // closed once it was waited for
 	err      error         // from Wait; read after exited
 	answered chan struct{} // closed when run is done with its output
-	strays   atomic.Bool   // processes left in the group were killed while its output was read
+	strays   atomic.Bool   // processes it left held its output past the grace, and were ended
+	stdout   *os.File      // the runner's end of its stdout, which run reads
+	stdin    *stdinPipe    // the runner's end of its stdin; nil: /dev/null
 }
 
 func (c *child) wait() error {
@@ -70,8 +73,19 @@ func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *brid
 // supervise ends a script's process group: SIGTERM, then SIGKILL after the
 // grace, when the request ends early (timeout, client gone) or when the
 // script lingers after its answer; and SIGKILL to whatever the script left
-// in its group once it has exited (after the grace, while its output is
-// still read). It returns once the script was waited for: no zombie.
+// in its group once it has exited. It returns once the script was waited
+// for: no zombie.
+//
+// It also ends the request when something outside the script's reach
+// holds its output: a process the script started in a session of its own
+// ("setsid daemon &"), which no signal to the group reaches, keeps the
+// stdout pipe open after the script exited. Once the request ended early
+// and the script is gone, or the script exited and its output is still
+// held open after the grace, supervise closes the runner's end of stdout:
+// run's read ends, and the answer is cut. Once the script is done with,
+// the runner's end of stdin is closed too, so that a body nobody reads
+// holds no goroutine; and with EndOrphans, the processes scripts left
+// behind are ended.
 func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
 	grace := defaults.Or(e.KillGrace, DefaultKillGrace)
 	timer := func() <-chan time.Time { return time.After(grace) }
@@ -80,17 +94,22 @@ func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
 		select {
 		case <-c.answered:
 		case <-ctx.Done():
+			c.stdout.Close()
 		case <-timer():
 			// The script is gone but its output is still read: if
-			// something it started is left in its group, that holds
-			// stdout open.
-			if syscall.Kill(-c.pgid, 0) == nil {
+			// something it started holds stdout open, the answer
+			// would wait for that process's end.
+			if outputHeld(c) {
 				c.strays.Store(true)
 				log.Warn("cgi: the script exited, but processes it started hold its output; ending them", "grace", grace)
+				syscall.Kill(-c.pgid, syscall.SIGKILL)
+				c.stdout.Close()
 			}
 		}
 	case <-ctx.Done():
 		e.terminate(c, grace)
+		<-c.exited
+		c.stdout.Close()
 	case <-c.answered:
 		select {
 		case <-c.exited:
@@ -103,6 +122,12 @@ func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
 	}
 	<-c.exited
 	syscall.Kill(-c.pgid, syscall.SIGKILL) // strays left in the group
+	if c.stdin != nil {
+		c.stdin.close()
+	}
+	if e.EndOrphans {
+		proc.EndOrphans()
+	}
 }
 
 func (e *Executor) terminate(c *child, grace time.Duration) {

@@ -65,6 +65,13 @@ exits 0. A socket file of -s stays: it is the new process's. If the new
 process fails to start or to serve within --upgrade-timeout, it is
 stopped, the reason is logged, and this one goes on serving.
 
+A request ends with its script: past --timeout, when the client leaves,
+or --kill-grace after the script exited, cgirun closes its ends of the
+script's pipes, also when a process the script started in a session of
+its own (setsid, a double fork) still holds them, and the answer is cut.
+On Linux cgirun is a child subreaper: processes that scripts leave behind
+become its children, and it kills them once their script is done with.
+
 Scripts get fds 0, 1 and 2 only: every other descriptor cgirun was started
 with (such as "7< root-only-file") is made close-on-exec at start, so that
 a script, whatever its --user, cannot read it.

@@ -37,7 +37,10 @@ path served in its place as a GET, up to 10 times.
 
 Scripts get the CGI variables of RFC 3875 (without Authorization unless
 --pass-auth, never HTTP_PROXY) plus only the --pass-env variables of
-cgirun's own environment. Each request is logged on stderr.
+cgirun's own environment. Each request is logged on stderr. As with
+"cgirun fcgi", a request ends with its script (at the latest --kill-grace
+after its exit), and on Linux processes that scripts leave behind are
+killed once their script is done with.
 `
 
 func (c *cli) http(ctx context.Context, args []string) error {
