@@ -49,8 +49,14 @@ const (
 // other Body goes through a pipe, also one that turns out to be empty. Its
 // stdout is parsed with bridge.ReadResponse (a script that dies before its
 // header block, or writes a bad one, gets 502) and its body streams to the
-// client as it comes; its stderr goes to the log, and to the web server's
-// error log when StderrToWebServer is set.
+// client as it comes. Once stdout ends, the script's exit status decides:
+// one that died on a signal or exited with a status other than 0 has its
+// answer cut short (Respond returns an error wrapping bridge.ErrCutShort)
+// and is logged with its status. A script that is exiting as its stdout
+// ends, as most do, is waited for (up to KillGrace); one that closed
+// stdout and runs on is not, and its answer is whole. Its stderr goes to
+// the log, and to the web server's error log when StderrToWebServer is
+// set.
 //
 // A request that runs past Timeout, or whose client goes away, has its
 // process group sent SIGTERM, then SIGKILL after KillGrace. Every child is
@@ -341,6 +347,12 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 			}
 		}
 		if rerr == io.EOF && !cut() {
+			// The answer is whole only if the script that wrote it
+			// did not fail.
+			if err := e.exitStatus(p); err != nil {
+				log.Warn("cgi: script failed after its header block; response cut short", "exit", proc.ExitReason(err))
+				return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, err)
+			}
 			return nil
 		}
 		if rerr != nil || cut() {
@@ -356,6 +368,30 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 			log.Warn("cgi: response cut short", "cause", cause)
 			return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, cause)
 		}
+	}
+}
+
+// exitStatus returns how the script ended, once its output ended: nil
+// when it exited with status 0, or when it still runs, having closed its
+// output on purpose (its answer is whole then, and run does not wait for
+// it). A script that is exiting, which is how most outputs end, is waited
+// for, up to KillGrace.
+func (e *Executor) exitStatus(p *child) error {
+	select {
+	case <-p.dead:
+		return p.err
+	default:
+	}
+	if !proc.Exiting(p.pid) {
+		return nil
+	}
+	t := time.NewTimer(defaults.Or(e.KillGrace, DefaultKillGrace))
+	defer t.Stop()
+	select {
+	case <-p.dead:
+		return p.err
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -168,3 +168,52 @@ func waitGone(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestExecutorFailureAfterHeader: a script that dies on a signal, or
+// exits with a status other than 0, after its header block went out has
+// its answer cut short (an error wrapping bridge.ErrCutShort, which the
+// front ends turn into a cut the client sees), and a log line names it
+// and its status; the same answer with a clean exit is whole.
+func TestExecutorFailureAfterHeader(t *testing.T) {
+	root := t.TempDir()
+	e, logs := newExecutor(t, root, nil)
+	tests := []struct {
+		name, script string
+		wantLog      string // "": a whole answer
+	}{
+		{"SIGSEGV after part of the body", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\npartial'\nkill -SEGV $$\n", "signal: segmentation fault"},
+		{"exit 3 after the whole body", "#!/bin/sh\nprintf 'Content-Type: text/plain\\nContent-Length: 7\\n\\npartial'\nexit 3\n", "exit status 3"},
+		{"a child holds stdout; the script fails last", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n(printf partial; exit 0)\nexit 4\n", "exit status 4"},
+		{"exit 0: whole", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\npartial'\nexit 0\n", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			script := "fail" + strconv.Itoa(i) + ".sh"
+			if err := os.WriteFile(filepath.Join(root, script), []byte(tt.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			resp, body, err := respondScript(t, e, cgiEnv(root, script), nil)
+			if resp.Status != 200 || body != "partial" {
+				t.Errorf("answer = %d %q, want 200 %q", resp.Status, body, "partial")
+			}
+			if tt.wantLog == "" {
+				if err != nil {
+					t.Errorf("Respond(%s) = %v, want nil", script, err)
+				}
+				return
+			}
+			if !errors.Is(err, bridge.ErrCutShort) || !strings.Contains(err.Error(), tt.wantLog) {
+				t.Errorf("Respond(%s) = %v, want it cut short with %q", script, err, tt.wantLog)
+			}
+			line := ""
+			for l := range strings.SplitSeq(logs.String(), "\n") {
+				if strings.Contains(l, "failed after its header block") && strings.Contains(l, script) {
+					line = l
+				}
+			}
+			if !strings.Contains(line, tt.wantLog) {
+				t.Errorf("no log line naming %s and %q:\n%s", script, tt.wantLog, logs)
+			}
+		})
+	}
+}

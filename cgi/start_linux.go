@@ -73,7 +73,7 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		return nil, nil, &os.PathError{Op: "fork/exec", Path: script, Err: err}
 	}
 
-	p := &child{pgid: pid, exited: make(chan struct{}), answered: make(chan struct{}), stdout: pollable(outR, "|1")}
+	p := &child{pid: pid, pgid: pid, dead: make(chan struct{}), exited: make(chan struct{}), answered: make(chan struct{}), stdout: pollable(outR, "|1")}
 	if stdinW >= 0 {
 		p.stdin = &stdinPipe{fd: stdinW}
 		go copyStdin(p.stdin, body)

@@ -62,7 +62,7 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		return nil, nil, err
 	}
 
-	p := &child{pgid: proc.Pid, exited: make(chan struct{}), answered: make(chan struct{}), stdout: stdout}
+	p := &child{pid: proc.Pid, pgid: proc.Pid, dead: make(chan struct{}), exited: make(chan struct{}), answered: make(chan struct{}), stdout: stdout}
 	if stdinW != nil {
 		go copyStdin(stdinW, body)
 	}

@@ -18,8 +18,10 @@ import (
 // child is a running script.
 type child struct {
 	pgid     int           // its process group, led by it
-	exited   chan struct{} // closed once it was waited for
-	err      error         // from Wait; read after exited
+	pid      int           // its pid, the same as pgid
+	dead     chan struct{} // closed once its exit status is known
+	exited   chan struct{} // closed once it was waited for and its stderr logged
+	err      error         // from Wait; read after dead
 	answered chan struct{} // closed when run is done with its output
 	strays   atomic.Bool   // processes it left held its output past the grace, and were ended
 	stdout   *os.File      // the runner's end of its stdout, which run reads
@@ -52,6 +54,7 @@ func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *brid
 	}()
 	go func() {
 		p.err = wait()
+		close(p.dead)
 		// What the script wrote to stderr is logged before it is said
 		// to be over. Most often stderr ended with it: no timer then.
 		select {

@@ -69,6 +69,10 @@ A request ends with its script: past --timeout, when the client leaves,
 or --kill-grace after the script exited, cgirun closes its ends of the
 script's pipes, also when a process the script started in a session of
 its own (setsid, a double fork) still holds them, and the answer is cut.
+A script that dies on a signal or exits with a status other than 0 after
+its header block has its answer cut short (the connection is closed
+without FCGI_END_REQUEST; nginx passes the cut on with fastcgi_keep_conn
+on) and logged with its exit status.
 On Linux cgirun is a child subreaper: processes that scripts leave behind
 become its children, and it kills them once their script is done with.
 

@@ -130,26 +130,53 @@ func children() []int {
 	return pids
 }
 
+// pfExiting is the kernel's PF_EXITING task flag: the process has begun
+// to exit.
+const pfExiting = 0x4
+
+// Exiting reports whether process pid is exiting or has exited: the
+// kernel set its PF_EXITING flag, which comes before it closes its files
+// (its pipes' readers see their end) and before its parent can wait for
+// it. A process that closed its output and goes on running is not
+// exiting. A process that is gone counts as exiting.
+func Exiting(pid int) bool {
+	f, ok := statFields(pid)
+	if !ok {
+		return true
+	}
+	if len(f) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfExiting != 0
+}
+
 // stat reads the state and the parent's pid of process pid from
 // /proc/PID/stat.
 func stat(pid int) (state byte, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, ok := statFields(pid)
+	if !ok || len(f) < 2 || len(f[0]) != 1 {
+		return 0, 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
 	if err != nil {
 		return 0, 0, false
+	}
+	return f[0][0], ppid, true
+}
+
+// statFields returns the fields of /proc/PID/stat after the command name:
+// state, ppid, pgrp, session, tty_nr, tpgid, flags, ...
+func statFields(pid int) ([]string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, false
 	}
 	// The command name, in parentheses, may hold anything: the fields
 	// follow its last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, 0, false
+		return nil, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return 0, 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	if err != nil {
-		return 0, 0, false
-	}
-	return f[0][0], ppid, true
+	return strings.Fields(string(b[i+1:])), true
 }

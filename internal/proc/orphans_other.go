@@ -13,3 +13,7 @@ func BecomeSubreaper() error {
 
 // EndOrphans does nothing where BecomeSubreaper cannot work.
 func EndOrphans() {}
+
+// Exiting reports whether process pid is exiting; where that cannot be
+// told, it says no.
+func Exiting(pid int) bool { return false }
