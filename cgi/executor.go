@@ -382,6 +382,11 @@ func (e *Executor) exitStatus(p *child) error {
 		return p.err
 	default:
 	}
+	if p.peek != nil {
+		if exited, err := p.peek(); exited {
+			return err
+		}
+	}
 	if !proc.Exiting(p.pid) {
 		return nil
 	}

@@ -217,3 +217,68 @@ func TestExecutorFailureAfterHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestExecutorWaitsWithoutThreads: 100 scripts running at once are waited
+// for by the poller, through their pidfds, not by 100 threads blocked in
+// wait4: the process's thread count stays far below 100.
+func TestExecutorWaitsWithoutThreads(t *testing.T) {
+	if !pidfdWorks() {
+		t.Skip("no pidfds: scripts are waited for by a thread each")
+	}
+	const scripts, threadBound = 100, 40
+	root := t.TempDir()
+	started := filepath.Join(t.TempDir(), "started")
+	// Each script says it runs, then sleeps without answering: its
+	// request waits for it.
+	os.WriteFile(filepath.Join(root, "wait.sh"), []byte("#!/bin/sh\necho x >> \"$QUERY_STRING\"\nexec sleep 30\n"), 0o755)
+	e, _ := newExecutor(t, root, func(e *Executor) { e.KillGrace = 100 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, scripts)
+	for range scripts {
+		go func() {
+			done <- e.Respond(ctx, &bridge.Request{Env: cgiEnv(root, "wait.sh", "QUERY_STRING="+started)}, new(flushRecorder))
+		}()
+	}
+	// The scripts write to a file, not to us: poll it, bounded.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		b, _ := os.ReadFile(started)
+		if bytes.Count(b, []byte("x\n")) == scripts {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d scripts started within %v", bytes.Count(b, []byte("x\n")), scripts, waitLimit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := threads(t); n >= threadBound {
+		t.Errorf("%d threads with %d scripts running, want fewer than %d", n, scripts, threadBound)
+	} else {
+		t.Logf("%d threads with %d scripts running", n, scripts)
+	}
+	cancel()
+	for range scripts {
+		<-done
+	}
+}
+
+// threads returns the number of threads of this process.
+func threads(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("/proc/self/status: %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatal("no Threads line in /proc/self/status")
+	return 0
+}

@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// sysPidfdOpen is pidfd_open(2)'s number, the same on every Linux
-// architecture.
-const sysPidfdOpen = 434
-
 // waitExit waits until process pid, which need not be a child of this
 // process, has exited: its pidfd (Linux 5.3) becomes readable then.
 func waitExit(t *testing.T, pid int) {

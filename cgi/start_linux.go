@@ -23,8 +23,7 @@ import (
 // close-on-exec by pipe2, the child's ends stay plain descriptors (os.Pipe
 // would make them non-blocking and register them with the poller, then
 // StartProcess would make them blocking again), and the script is waited
-// for with wait4 on its pid, which is safe: the pid is not reused before
-// that wait.
+// for through its pidfd, by the poller (see waiter).
 func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
@@ -57,12 +56,17 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 	fds[1], fds[2] = outW, errW
 	// Registered with proc: EndOrphans leaves the script alone, it is
 	// waited for here.
+	pidfd := -1
 	pid, err := proc.Start(func() (int, error) {
+		sys := &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential}
+		if pidfdWorks() {
+			sys.PidFD = &pidfd
+		}
 		pid, _, err := syscall.StartProcess(script, []string{script}, &syscall.ProcAttr{
 			Dir:   filepath.Dir(script),
 			Env:   e.childEnv(&req.Env),
 			Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
-			Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
+			Sys:   sys,
 		})
 		return pid, err
 	})
@@ -73,12 +77,14 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		return nil, nil, &os.PathError{Op: "fork/exec", Path: script, Err: err}
 	}
 
-	p := &child{pid: pid, pgid: pid, dead: make(chan struct{}), exited: make(chan struct{}), answered: make(chan struct{}), stdout: pollable(outR, "|1")}
+	w := newWaiter(pid, pidfd)
+	p := &child{pid: pid, pgid: pid, dead: make(chan struct{}), exited: make(chan struct{}), answered: make(chan struct{}),
+		stdout: pollable(outR, "|1"), peek: w.peek, reap: w.reap}
 	if stdinW >= 0 {
 		p.stdin = &stdinPipe{fd: stdinW}
 		go copyStdin(p.stdin, body)
 	}
-	e.watch(p, func() error { return wait4(pid) }, pollable(errR, "|2"), req, log)
+	e.watch(p, w.wait, pollable(errR, "|2"), req, log)
 	return p, p.stdout, nil
 }
 
@@ -116,22 +122,6 @@ func pollable(fd int, name string) *os.File {
 	// to keep. Should it fail, the file still works, with blocking reads.
 	syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFL, syscall.O_NONBLOCK)
 	return os.NewFile(uintptr(fd), name)
-}
-
-// wait4 waits for the process pid to end.
-func wait4(pid int) error {
-	var ws syscall.WaitStatus
-	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("wait4", err)
-		}
-		proc.Waited(pid)
-		return waitError(ws)
-	}
 }
 
 // stdinPipe is the runner's end of a script's stdin pipe: copyStdin

@@ -26,6 +26,12 @@ type child struct {
 	strays   atomic.Bool   // processes it left held its output past the grace, and were ended
 	stdout   *os.File      // the runner's end of its stdout, which run reads
 	stdin    *stdinPipe    // the runner's end of its stdin; nil: /dev/null
+	// peek tells, without waiting, whether it has exited, and how; nil
+	// where that cannot be told.
+	peek func() (exited bool, err error)
+	// reap reaps it once it has exited and supervise is done with its
+	// group; nil where its wait reaps it.
+	reap func()
 }
 
 func (c *child) wait() error {
@@ -125,6 +131,9 @@ func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
 	}
 	<-c.exited
 	syscall.Kill(-c.pgid, syscall.SIGKILL) // strays left in the group
+	if c.reap != nil {
+		c.reap() // only now may its pid, the group's id, be reused
+	}
 	if c.stdin != nil {
 		c.stdin.close()
 	}

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 )
 
 // prSetChildSubreaper is prctl(2)'s PR_SET_CHILD_SUBREAPER.
@@ -134,21 +136,75 @@ func children() []int {
 // to exit.
 const pfExiting = 0x4
 
+// atFDCWD is openat(2)'s AT_FDCWD.
+const atFDCWD = -100
+
+// procMounted reports whether /proc can be read.
+var procMounted = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/stat")
+	return err == nil
+})
+
 // Exiting reports whether process pid is exiting or has exited: the
 // kernel set its PF_EXITING flag, which comes before it closes its files
 // (its pipes' readers see their end) and before its parent can wait for
 // it. A process that closed its output and goes on running is not
-// exiting. A process that is gone counts as exiting.
+// exiting. A process that is gone counts as exiting; where /proc cannot
+// be read, none does.
 func Exiting(pid int) bool {
-	f, ok := statFields(pid)
-	if !ok {
-		return true
-	}
-	if len(f) < 7 {
+	if !procMounted() {
 		return false
 	}
-	flags, err := strconv.ParseUint(f[6], 10, 64)
-	return err == nil && flags&pfExiting != 0
+	// Read into buffers on the stack, without os.File: this runs once
+	// per script, as its output ends.
+	var path [40]byte
+	name := strconv.AppendInt(append(path[:0], "/proc/"...), int64(pid), 10)
+	name = append(name, "/stat\x00"...)
+	dirfd := atFDCWD
+	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])), syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0)
+	if errno != 0 {
+		return true // gone
+	}
+	var buf [512]byte
+	n, err := syscall.Read(int(fd), buf[:])
+	syscall.Close(int(fd))
+	if err != nil || n <= 0 {
+		return true
+	}
+	flags, ok := statField(buf[:n], 6)
+	return ok && flags&pfExiting != 0
+}
+
+// statField returns the number in field i of a /proc/PID/stat line,
+// counting from 0 after the command name (state is 0, ppid 1, flags 6).
+func statField(b []byte, i int) (uint64, bool) {
+	// The command name, in parentheses, may hold anything: the fields
+	// follow its last ')'.
+	end := bytes.LastIndexByte(b, ')')
+	if end < 0 {
+		return 0, false
+	}
+	b = b[end+1:]
+	var field []byte
+	for range i + 1 {
+		b = bytes.TrimLeft(b, " ")
+		j := bytes.IndexByte(b, ' ')
+		if j < 0 {
+			j = len(b)
+		}
+		field, b = b[:j], b[j:]
+	}
+	if len(field) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range field {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
 
 // stat reads the state and the parent's pid of process pid from

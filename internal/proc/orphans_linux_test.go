@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestEndOrphans: EndOrphans kills and reaps a child that no starter
@@ -43,5 +44,35 @@ func TestEndOrphans(t *testing.T) {
 	}
 	if err := syscall.Kill(registered.Process.Pid, 0); err != nil {
 		t.Errorf("the registered child cannot be signalled: %v", err)
+	}
+}
+
+// TestExiting: a process that runs is not exiting; one that was killed
+// and is not yet waited for (a zombie) is, and so is one that is gone.
+func TestExiting(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if Exiting(pid) {
+		t.Errorf("Exiting(%d), a running sleep = true", pid)
+	}
+	cmd.Process.Kill()
+	// Nothing tells the test when the kill is through: poll /proc,
+	// bounded.
+	deadline := time.Now().Add(20 * time.Second)
+	for state, _, _ := stat(pid); state != 'Z'; state, _, _ = stat(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep %d killed, still in state %c", pid, state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !Exiting(pid) {
+		t.Errorf("Exiting(%d), a zombie = false", pid)
+	}
+	cmd.Wait()
+	if !Exiting(pid) {
+		t.Errorf("Exiting(%d), a process gone = false", pid)
 	}
 }
