@@ -131,11 +131,17 @@ func TestAttackLifeDaemonEscapes(t *testing.T) {
 // clientTimeout; a response cut short comes back as an error.
 func lifeFastCGIGet(t *testing.T, sock, script, query string) faultAnswer {
 	t.Helper()
+	return lifeFastCGIGetWithin(t, sock, script, query, clientTimeout)
+}
+
+// lifeFastCGIGetWithin is lifeFastCGIGet bounded by limit.
+func lifeFastCGIGetWithin(t *testing.T, sock, script, query string, limit time.Duration) faultAnswer {
+	t.Helper()
 	dial := gofast.SimpleConnFactory("unix", sock)
 	c, err := gofast.SimpleClientFactory(func() (net.Conn, error) {
 		c, err := dial()
 		if err == nil {
-			err = c.SetDeadline(time.Now().Add(clientTimeout))
+			err = c.SetDeadline(time.Now().Add(limit))
 		}
 		return c, err
 	})()

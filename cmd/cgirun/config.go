@@ -248,7 +248,7 @@ func writeHelp(w io.Writer, text string, fs *flag.FlagSet, spec any) {
 // ScriptConfig holds the settings of running CGI executables, shared by
 // fcgi and http. It is exported so that envconfig reads it embedded.
 type ScriptConfig struct {
-	Children      int           `desc:"-c: most scripts running at once, others wait (fcgiwrap's -c counted preforked processes); 0: no bound"`
+	Children      int           `desc:"-c: most scripts running at once, others wait up to 10s then get 503 (fcgiwrap's -c counted preforked processes); default: 16 per CPU (GOMAXPROCS); 0: no bound"`
 	ScriptTimeout time.Duration `split_words:"true" default:"60s" desc:"--timeout: bound on one script run (504 or a cut response past it); 0: none"`
 	KillGrace     time.Duration `split_words:"true" default:"5s" desc:"--kill-grace: wait between SIGTERM and SIGKILL for a script past its time"`
 	MaxBody       int64         `split_words:"true" desc:"--max-body: bound on a request body in bytes (413 past it); 0: none"`
@@ -257,8 +257,28 @@ type ScriptConfig struct {
 	User          string        `desc:"--user: run scripts as USER[:GROUP] (the runner must be root)"`
 }
 
+// childrenPerCPU is how many scripts may run at once per CPU by default:
+// enough to keep the CPUs busy with scripts that mostly wait (on a
+// database, the network, the disk), few enough that a burst of requests
+// cannot start processes without bound. php-fpm's pm.max_children is 5
+// and Apache's MaxRequestWorkers 150 or 256, whatever the machine.
+const childrenPerCPU = 16
+
+// defaultChildren is the default of -c: childrenPerCPU per CPU the runner
+// may use (GOMAXPROCS, which follows the CPU affinity and cgroup quota).
+func defaultChildren() int {
+	return childrenPerCPU * runtime.GOMAXPROCS(0)
+}
+
+// flags defines the flags of s, whose values so far are the
+// environment's. -c, whose default is derived from the CPUs, gets it here
+// when CGIRUN_CHILDREN is not set: -c 0 and CGIRUN_CHILDREN=0 still mean
+// no bound.
 func (s *ScriptConfig) flags(fs *flag.FlagSet) {
-	fs.IntVar(&s.Children, "c", s.Children, "run at most `N` scripts at once, others wait up to 10s then get 503 (not fcgiwrap's prefork count); 0: no bound")
+	if _, set := os.LookupEnv(envPrefix + "_CHILDREN"); !set {
+		s.Children = defaultChildren()
+	}
+	fs.IntVar(&s.Children, "c", s.Children, "run at most `N` scripts at once, others wait up to 10s then get 503 (not fcgiwrap's prefork count); the default is 16 per CPU; 0: no bound")
 	fs.DurationVar(&s.ScriptTimeout, "timeout", s.ScriptTimeout, "end a script running longer than `DURATION` (SIGTERM, then SIGKILL); 0: never")
 	fs.DurationVar(&s.KillGrace, "kill-grace", s.KillGrace, "wait `DURATION` between SIGTERM and SIGKILL")
 	fs.Int64Var(&s.MaxBody, "max-body", s.MaxBody, "refuse request bodies over `BYTES` with 413; 0: no bound")

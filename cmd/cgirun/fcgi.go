@@ -50,8 +50,9 @@ Scripts get the request's CGI variables, never HTTP_PROXY, plus only the
 fcgiwrap's flags work as they are: -s ADDR, -c N, -f, -p PATH. Unlike
 fcgiwrap, -c is the most scripts running at once (a request past it waits up
 to 10 seconds for a slot, then gets 503), not a number of preforked
-processes. The sockets cgirun was handed come first: the listening socket on
-fd 0 (spawn-fcgi, mod_fcgid), else those systemd passed (LISTEN_FDS); -s
+processes; it is 16 per CPU unless given, and -c 0 lifts the bound. The
+sockets cgirun was handed come first: the listening socket on fd 0
+(spawn-fcgi, mod_fcgid), else those systemd passed (LISTEN_FDS); -s
 creates one only when there is none (it is logged as ignored otherwise).
 
 On SIGTERM or SIGINT it stops accepting, lets requests in flight finish
