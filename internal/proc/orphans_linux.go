@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,9 +69,10 @@ func EndOrphans() {
 // endOrphans ends the orphans found in one look, and reports whether there
 // were any.
 func endOrphans() bool {
-	kids := children()
-	if len(kids) == 0 {
-		return false
+	var buf [64]int
+	kids := listChildren(buf[:0])
+	if !slices.ContainsFunc(kids, func(pid int) bool { return !isWaited(pid) }) {
+		return false // the usual case, and a cheap one
 	}
 	me := os.Getpid()
 	var ended []int
@@ -98,11 +100,65 @@ func endOrphans() bool {
 	return len(ended) > 0
 }
 
-// children lists this process's children, from each thread's
-// /proc/self/task/TID/children (Linux 3.5), or from every process's
+// listChildren appends to pids the children of this process that may be
+// orphans; a variable for the tests.
+var listChildren = orphanCandidates
+
+// orphanCandidates appends to pids the children of this process's main
+// thread, read from /proc/self/task/PID/children (Linux 3.5) without
+// allocating: an orphan is given to the first live thread of its new
+// parent, which in a Go program is the main thread, the one that never
+// exits. Other threads' children are the ones this process started. Where
+// that file cannot be read, it appends every child (allChildren).
+func orphanCandidates(pids []int) []int {
+	var path [48]byte
+	me := os.Getpid()
+	name := strconv.AppendInt(append(path[:0], "/proc/self/task/"...), int64(me), 10)
+	name = append(name, "/children\x00"...)
+	dirfd := atFDCWD
+	fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])), syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0)
+	if errno != 0 {
+		return allChildren(pids)
+	}
+	defer syscall.Close(int(fd))
+	var buf [4096]byte
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(int(fd), buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return allChildren(pids)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	if n == len(buf) {
+		return allChildren(pids) // more children than the buffer holds
+	}
+	pid := -1
+	for _, c := range buf[:n] {
+		switch {
+		case c >= '0' && c <= '9':
+			pid = max(pid, 0)*10 + int(c-'0')
+		case pid >= 0:
+			pids = append(pids, pid)
+			pid = -1
+		}
+	}
+	if pid >= 0 {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// allChildren appends to pids every child of this process, from each
+// thread's /proc/self/task/TID/children, or from every process's
 // /proc/PID/stat where those are missing.
-func children() []int {
-	var pids []int
+func allChildren(pids []int) []int {
 	lists, _ := filepath.Glob("/proc/self/task/*/children")
 	for _, name := range lists {
 		b, err := os.ReadFile(name)

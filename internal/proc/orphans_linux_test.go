@@ -1,7 +1,11 @@
 package proc
 
 import (
+	"io"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +14,10 @@ import (
 // TestEndOrphans: EndOrphans kills and reaps a child that no starter
 // registered, and leaves alone one that Start registered, until Waited.
 func TestEndOrphans(t *testing.T) {
+	// The children of every thread: the test's are not orphans, which
+	// would be the main thread's.
+	listChildren = allChildren
+	t.Cleanup(func() { listChildren = orphanCandidates })
 	var registered *exec.Cmd
 	if _, err := Start(func() (int, error) {
 		registered = exec.Command("sleep", "30")
@@ -74,5 +82,45 @@ func TestExiting(t *testing.T) {
 	cmd.Wait()
 	if !Exiting(pid) {
 		t.Errorf("Exiting(%d), a process gone = false", pid)
+	}
+}
+
+// TestEndOrphansSubreaper: in a subreaper, a process whose parent exits
+// becomes this process's child, and EndOrphans, reading only the main
+// thread's children, finds it, kills it and reaps it.
+func TestEndOrphansSubreaper(t *testing.T) {
+	if err := BecomeSubreaper(); err != nil {
+		t.Skip(err)
+	}
+	var sh *exec.Cmd
+	var out []byte
+	if _, err := Start(func() (int, error) {
+		sh = exec.Command("sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!")
+		pipe, err := sh.StdoutPipe()
+		if err != nil {
+			return 0, err
+		}
+		if err := sh.Start(); err != nil {
+			return 0, err
+		}
+		out, err = io.ReadAll(pipe)
+		return sh.Process.Pid, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sh.Wait()
+	Waited(sh.Process.Pid)
+	orphan, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("sh wrote %q, not a pid", out)
+	}
+	if _, ppid, ok := stat(orphan); !ok || ppid != os.Getpid() {
+		syscall.Kill(orphan, syscall.SIGKILL)
+		t.Fatalf("the orphan %d has parent %d (%v), not this process", orphan, ppid, ok)
+	}
+	EndOrphans()
+	if state, _, ok := stat(orphan); ok {
+		syscall.Kill(orphan, syscall.SIGKILL)
+		t.Errorf("the orphan %d is still there, in state %c", orphan, state)
 	}
 }
