@@ -20,8 +20,8 @@ type child struct {
 	pgid     int           // its process group, led by it
 	pid      int           // its pid, the same as pgid
 	dead     chan struct{} // closed once its exit status is known
-	exited   chan struct{} // closed once it was waited for and its stderr logged
-	err      error         // from Wait; read after dead
+	exited   chan struct{} // closed once its exit was seen and its stderr logged
+	err      error         // how it ended; read after dead
 	answered chan struct{} // closed when run is done with its output
 	strays   atomic.Bool   // processes it left held its output past the grace, and were ended
 	stdout   *os.File      // the runner's end of its stdout, which run reads
@@ -41,7 +41,7 @@ func (c *child) wait() error {
 
 // watch drains the script's stderr into the log while wait waits for the
 // script to exit, each in a goroutine of its own, and closes p.exited once
-// the script was waited for and its stderr logged. Something the script
+// its exit was seen and its stderr logged. Something the script
 // started may hold stderr open after it exited: that gets the grace, then
 // stderr is closed on it.
 func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *bridge.Request, log *slog.Logger) {
