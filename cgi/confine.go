@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/cgirun/cgirun/bridge"
 )
@@ -21,48 +22,117 @@ type scriptError struct {
 
 func (s *scriptError) Error() string { return s.msg }
 
-// resolve finds the script a request names and checks that it may run;
-// a refusal comes with the status that the client gets.
-func (e *Executor) resolve(env *bridge.Environ) (string, *scriptError) {
+// scriptFile is a script that resolve checked: its real path and, where
+// the platform allows, the checked file itself, open.
+type scriptFile struct {
+	path string // absolute, symlinks resolved
+	// fd is the checked file, opened O_PATH and close-on-exec; -1 where
+	// the script is checked and run by path.
+	fd   int
+	mode fs.FileMode
+	uid  uint32
+	gid  uint32
+}
+
+// close closes the script's descriptor, if any.
+func (s *scriptFile) close() {
+	if s.fd >= 0 {
+		syscall.Close(s.fd)
+		s.fd = -1
+	}
+}
+
+// resolve finds the script a request names, opens it and checks that it
+// may run; a refusal comes with the status that the client gets. The
+// caller closes the script once it was started.
+func (e *Executor) resolve(env *bridge.Environ) (*scriptFile, *scriptError) {
 	name := env.Get("SCRIPT_FILENAME")
 	if name == "" {
 		root, script := env.Get("DOCUMENT_ROOT"), env.Get("SCRIPT_NAME")
 		if root == "" || script == "" {
-			return "", &scriptError{http.StatusNotFound, "no SCRIPT_FILENAME, nor DOCUMENT_ROOT and SCRIPT_NAME"}
+			return nil, &scriptError{http.StatusNotFound, "no SCRIPT_FILENAME, nor DOCUMENT_ROOT and SCRIPT_NAME"}
 		}
 		name = filepath.Join(root, script)
 	}
 	if strings.ContainsRune(name, 0) {
-		return "", &scriptError{http.StatusBadRequest, fmt.Sprintf("script name %q holds a NUL byte", name)}
+		return nil, &scriptError{http.StatusBadRequest, fmt.Sprintf("script name %q holds a NUL byte", name)}
 	}
 	if !filepath.IsAbs(name) {
 		// Apache's "proxy:fcgi://host/path" form, or a relative path:
 		// neither names a file this runner will look up.
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script name %q is not an absolute path", name)}
+		return nil, &scriptError{http.StatusForbidden, fmt.Sprintf("script name %q is not an absolute path", name)}
 	}
-	real, err := filepath.EvalSymlinks(name)
+	s, err := openScript(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", &scriptError{http.StatusNotFound, fmt.Sprintf("script %s does not exist", name)}
+		return nil, &scriptError{http.StatusNotFound, fmt.Sprintf("script %s does not exist", name)}
 	}
 	if err != nil {
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", name, err)}
+		return nil, &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", name, err)}
 	}
+	if se := e.check(name, s); se != nil {
+		s.close()
+		return nil, se
+	}
+	return s, nil
+}
+
+// check checks the script s that name resolved to: inside a root, on the
+// allowed list, a regular executable file.
+func (e *Executor) check(name string, s *scriptFile) *scriptError {
+	real := s.path
 	if !slices.ContainsFunc(e.roots, func(root string) bool { return within(real, root) }) {
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s resolves to %s, outside the roots %v", name, real, e.roots)}
+		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s resolves to %s, outside the roots %v", name, real, e.roots)}
 	}
 	if e.allow != nil && !e.allow[real] {
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not in the allowed list", real)}
+		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not in the allowed list", real)}
+	}
+	switch {
+	case !s.mode.IsRegular():
+		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not a regular file", real)}
+	case s.mode.Perm()&0o111 == 0:
+		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not executable", real)}
+	case e.Credential != nil && !mayExec(s, e.Credential):
+		// A "#!" script runs through its interpreter (see
+		// scriptFile.command): the kernel's check of the script's own
+		// execute bit for the user is made here.
+		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s (mode %v, owner %d, group %d) is not executable by uid %d", real, s.mode.Perm(), s.uid, s.gid, e.Credential.Uid)}
+	}
+	return nil
+}
+
+// mayExec reports whether the user of cred may execute s by its
+// permission bits (ACLs aside), as the kernel decides: the owner's bits
+// for its owner, the group's for a member, the others' for the rest; root
+// needs one execute bit of the three.
+func mayExec(s *scriptFile, cred *syscall.Credential) bool {
+	perm := s.mode.Perm()
+	switch {
+	case cred.Uid == 0:
+		return perm&0o111 != 0
+	case cred.Uid == s.uid:
+		return perm&0o100 != 0
+	case cred.Gid == s.gid || slices.Contains(cred.Groups, s.gid):
+		return perm&0o010 != 0
+	}
+	return perm&0o001 != 0
+}
+
+// statScript resolves name by path, as platforms without /proc/self/fd
+// do: what runs is looked up again by path when it starts.
+func statScript(name string) (*scriptFile, error) {
+	real, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return nil, err
 	}
 	fi, err := os.Stat(real)
-	switch {
-	case err != nil:
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", real, err)}
-	case !fi.Mode().IsRegular():
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not a regular file", real)}
-	case fi.Mode().Perm()&0o111 == 0:
-		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not executable", real)}
+	if err != nil {
+		return nil, err
 	}
-	return real, nil
+	s := &scriptFile{path: real, fd: -1, mode: fi.Mode()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.uid, s.gid = st.Uid, st.Gid
+	}
+	return s, nil
 }
 
 // within reports whether path is root or below it; both are clean absolute

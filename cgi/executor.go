@@ -42,6 +42,26 @@ const (
 // CGI variables (never HTTP_PROXY: httpoxy) and only the runner's own
 // variables named in Env.
 //
+// On Linux the script is opened once (O_PATH, symlinks followed) and what
+// is checked is the opened file: its path as the kernel reports it
+// (/proc/self/fd/N) and its fstat. What runs is that file: a binary is
+// executed as /proc/self/fd/N, a descriptor that is close-on-exec, so the
+// script never holds it; for a "#!" script the runner reads the "#!" line
+// from the opened file and executes the interpreter it names as the kernel
+// would, with argv [interpreter, optional argument, real path]. Swapping a
+// directory of the root for a symlink after the check thus never changes
+// which program runs. What remains: the interpreter opens the script by
+// its checked real path, so whoever can write a directory on that path
+// inside the root can change what the interpreter reads, not which
+// program runs. argv and $0 are those of an execve of the real path; the
+// process name (/proc/PID/comm) is the descriptor's number for a binary
+// and the interpreter's name for a "#!" script. A "#!" script on a file
+// system mounted noexec is refused, as the kernel refuses it. The working
+// directory is the directory of the real path, entered by path. Where
+// /proc/self/fd is missing, and on other systems, the script is checked
+// by path (symlinks resolved, then stat) and executed by that path: a
+// swap between the two is not caught there.
+//
 // The script's stdin is the request body, written while its stdout is
 // read, so a large body and a large response cannot deadlock. A request
 // whose Body is nil, a body known to be empty (see bridge.Request.Body),
@@ -208,14 +228,16 @@ func (e *Executor) Respond(ctx context.Context, req *bridge.Request, out bridge.
 		log.Warn("cgi: script refused", "status", se.status, "err", se.msg, "uri", req.Env.Get("REQUEST_URI"))
 		return bridge.WriteError(out, se.status, "")
 	}
-	log = log.With("script", script)
+	log = log.With("script", script.path)
 	if e.MaxBodyBytes > 0 {
 		if n, err := strconv.ParseInt(req.Env.Get("CONTENT_LENGTH"), 10, 64); err == nil && n > e.MaxBodyBytes {
+			script.close()
 			log.Warn("cgi: request body over the limit", "content_length", n, "limit", e.MaxBodyBytes)
 			return bridge.WriteError(out, http.StatusRequestEntityTooLarge, "")
 		}
 	}
 	if !e.acquire(ctx) {
+		script.close()
 		log.Warn("cgi: no free slot for a script", "max_children", e.MaxChildren)
 		return bridge.WriteError(out, http.StatusServiceUnavailable, "")
 	}
@@ -270,8 +292,10 @@ const smallBufSize = 4 << 10
 // and shared: a child only ever reads it.
 var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
-// run starts the script and relays its answer.
-func (e *Executor) run(parent context.Context, script string, req *bridge.Request, out bridge.Output, log *slog.Logger) error {
+// run starts the script and relays its answer; start closes the script's
+// descriptor.
+func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Request, out bridge.Output, log *slog.Logger) error {
+	script := s.path
 	// ctx ends the script early: on timeout, when the client goes
 	// (parent), or when run gives up on it.
 	ctx, cancel := context.WithCancelCause(parent)
@@ -279,7 +303,7 @@ func (e *Executor) run(parent context.Context, script string, req *bridge.Reques
 		t := time.AfterFunc(e.Timeout, func() { cancel(errTimeout) })
 		defer t.Stop()
 	}
-	p, stdout, err := e.start(script, req, log)
+	p, stdout, err := e.start(s, req, log)
 	if err != nil {
 		e.release()
 		cancel(nil)

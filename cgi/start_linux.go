@@ -24,7 +24,15 @@ import (
 // would make them non-blocking and register them with the poller, then
 // StartProcess would make them blocking again), and the script is waited
 // for through its pidfd, by the poller (see waiter).
-func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+//
+// What runs is the file that resolve checked, through its descriptor (see
+// scriptFile.command); start closes that descriptor.
+func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+	defer script.close()
+	prog, argv, err := script.command()
+	if err != nil {
+		return nil, nil, err
+	}
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
 	var fds [3]int // the child's stdin, stdout, stderr
@@ -62,8 +70,8 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 		if pidfdWorks() {
 			sys.PidFD = &pidfd
 		}
-		pid, _, err := syscall.StartProcess(script, []string{script}, &syscall.ProcAttr{
-			Dir:   filepath.Dir(script),
+		pid, _, err := syscall.StartProcess(prog, argv, &syscall.ProcAttr{
+			Dir:   filepath.Dir(script.path),
 			Env:   e.childEnv(&req.Env),
 			Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
 			Sys:   sys,
@@ -74,7 +82,7 @@ func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (
 	closeFDs(pipeEnd(fds[0], body), outW, errW)
 	if err != nil {
 		closeFDs(stdinW, outR, errR)
-		return nil, nil, &os.PathError{Op: "fork/exec", Path: script, Err: err}
+		return nil, nil, &os.PathError{Op: "fork/exec", Path: script.path, Err: err}
 	}
 
 	w := newWaiter(pid, pidfd)

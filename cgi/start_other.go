@@ -17,7 +17,8 @@ import (
 // stdin is copied from the request body and its stderr to the log, each by
 // a goroutine of its own, while run reads stdout: a large body and a large
 // answer cannot deadlock.
-func (e *Executor) start(script string, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+func (e *Executor) start(s *scriptFile, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+	script := s.path
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
 	var stdin, stdinW *os.File
