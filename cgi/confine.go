@@ -141,10 +141,59 @@ func within(path, root string) bool {
 	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
 }
 
+// unsafeNames are the variables a request may not set for a script,
+// beside the prefixes of unsafeVar: what the dynamic loader ignores in its
+// secure mode (glibc's UNSECURE_ENVVARS), what makes a shell or an
+// interpreter run code or load it from elsewhere before the script's first
+// line, and what changes how a shell splits or traces the script.
+var unsafeNames = map[string]bool{
+	// glibc's secure mode, beside LD_* and MALLOC_*.
+	"GCONV_PATH": true, "GETCONF_DIR": true, "GLIBC_TUNABLES": true, "HOSTALIASES": true,
+	"LOCALDOMAIN": true, "LOCPATH": true, "NIS_PATH": true, "NLSPATH": true,
+	"RESOLV_HOST_CONF": true, "RES_OPTIONS": true, "TMPDIR": true, "TZDIR": true,
+	// Shells.
+	"BASH_ENV": true, "ENV": true, "IFS": true, "SHELLOPTS": true, "BASHOPTS": true,
+	"PS4": true, "CDPATH": true, "GLOBIGNORE": true, "BASH_XTRACEFD": true, "PROMPT_COMMAND": true,
+	// Interpreters.
+	"PERL5LIB": true, "PERL5OPT": true, "PERLLIB": true, "PERL5DB": true,
+	"PYTHONPATH": true, "PYTHONSTARTUP": true, "PYTHONHOME": true, "PYTHONINSPECT": true,
+	"PYTHONUSERBASE": true, "PYTHONBREAKPOINT": true, "PYTHONWARNINGS": true,
+	"RUBYOPT": true, "RUBYLIB": true, "NODE_OPTIONS": true, "NODE_PATH": true,
+	"JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true, "JDK_JAVA_OPTIONS": true,
+}
+
+// unsafeVar reports whether a request may not set the variable name for a
+// script: a name that is not a CGI meta-variable name (RFC 3875: letters,
+// digits and '_', not starting with a digit; so never an exported bash
+// function, BASH_FUNC_name%%), a name of unsafeNames, LD_*, MALLOC_*,
+// BASH_FUNC_*, or HTTP_PROXY in any case (httpoxy).
+func unsafeVar(name string) bool {
+	if name == "" || '0' <= name[0] && name[0] <= '9' {
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '_':
+		default:
+			return true
+		}
+	}
+	switch {
+	case strings.HasPrefix(name, "HTTP_"):
+		return strings.EqualFold(name, "HTTP_PROXY")
+	case strings.HasPrefix(name, "LD_"), strings.HasPrefix(name, "MALLOC_"), strings.HasPrefix(name, "BASH_FUNC_"):
+		return true
+	}
+	return unsafeNames[name] || strings.EqualFold(name, "HTTP_PROXY")
+}
+
 // childEnv is the script's environment: the request's CGI variables, less
-// HTTP_PROXY, plus the runner's variables named in Env. The entries are
-// cut from one string: one allocation, not one per variable.
-func (e *Executor) childEnv(env *bridge.Environ) []string {
+// those unsafeVar names (unless AllowEnv names them) and those execve
+// cannot carry, plus the runner's variables named in Env, which are not
+// filtered. The entries are cut from one string: one allocation, not one
+// per variable. dropped names the request's variables left out; it is nil
+// when none was.
+func (e *Executor) childEnv(env *bridge.Environ) (list, dropped []string) {
 	names := e.Env
 	if names == nil {
 		names = []string{"PATH"}
@@ -164,13 +213,14 @@ func (e *Executor) childEnv(env *bridge.Environ) []string {
 	b.Grow(size + 256)
 	ends = make([]int, 0, env.Len()+len(names))
 	for name, v := range env.All() {
-		if name == "HTTP_PROXY" || strings.ContainsRune(name, '=') || strings.ContainsRune(name, 0) || strings.ContainsRune(v, 0) {
-			continue // httpoxy; and what execve cannot carry
+		if e.dropVar(name, v) {
+			dropped = append(dropped, name)
+			continue
 		}
 		add(name, v)
 	}
 	for _, name := range names {
-		if _, set := env.Lookup(name); set {
+		if v, set := env.Lookup(name); set && !e.dropVar(name, v) {
 			continue // the request's own value wins
 		}
 		if v, ok := os.LookupEnv(name); ok {
@@ -178,10 +228,20 @@ func (e *Executor) childEnv(env *bridge.Environ) []string {
 		}
 	}
 	all := b.String()
-	list := make([]string, len(ends))
+	list = make([]string, len(ends))
 	start := 0
 	for i, end := range ends {
 		list[i], start = all[start:end], end
 	}
-	return list
+	return list, dropped
+}
+
+// dropVar reports whether the request's variable name=v stays out of the
+// script's environment: what execve cannot carry, and what unsafeVar names
+// unless AllowEnv lets it through.
+func (e *Executor) dropVar(name, v string) bool {
+	if name == "" || strings.ContainsRune(name, '=') || strings.ContainsRune(name, 0) || strings.ContainsRune(v, 0) {
+		return true
+	}
+	return unsafeVar(name) && !e.allowEnv[name]
 }

@@ -1,8 +1,10 @@
 package cgi
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,5 +96,68 @@ func TestExecutorEnvironment(t *testing.T) {
 				t.Errorf("environment holds %q = %v, want %v:\n%s", tt.line, got, tt.want, body)
 			}
 		})
+	}
+}
+
+// TestExecutorDropsUnsafeVariables: request variables that would change
+// what runs before a script's first line never reach it, and are logged
+// once at debug level; AllowEnv lets a name through; the runner's own
+// variables named in Env are the operator's and pass whatever their name.
+func TestExecutorDropsUnsafeVariables(t *testing.T) {
+	root := scripts(t)
+	t.Setenv("PYTHONPATH", "/operator/lib")
+	logs := new(syncLog)
+	e, _ := newExecutor(t, root, func(e *Executor) {
+		e.Env = []string{"PATH", "PYTHONPATH"}
+		e.AllowEnv = []string{"TMPDIR", "LD_BIND_NOW"}
+		e.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	unsafe := []string{
+		"LD_PRELOAD=/tmp/evil.so", "LD_LIBRARY_PATH=/tmp", "LD_AUDIT=/tmp/a.so", "MALLOC_CHECK_=3", "GCONV_PATH=/tmp",
+		"BASH_ENV=/proc/self/fd/0", "ENV=/proc/self/fd/0", "BASH_FUNC_printf%%=() { id; }", "BASH_FUNC_x()=() { id; }",
+		"IFS=/", "SHELLOPTS=xtrace", "BASHOPTS=extglob", "PS4=$(id)", "PERL5LIB=/tmp", "PERL5OPT=-Mevil", "PERLLIB=/tmp",
+		"PYTHONSTARTUP=/tmp/x.py", "PYTHONHOME=/tmp", "PYTHONINSPECT=1", "RUBYOPT=-revil", "RUBYLIB=/tmp",
+		"NODE_OPTIONS=--require /tmp/x.js", "HTTP_PROXY=http://evil:3128", "http_proxy=http://evil:3128",
+		"Http_Proxy=http://evil:3128", "1ABC=digit first", "A-B=dash", "A B=space", "ÄB=not ascii",
+	}
+	allowed := []string{"TMPDIR=/allowed", "LD_BIND_NOW=1"}
+	resp, body, err := respondScript(t, e, cgiEnv(root, "env.sh", append(append([]string{"HTTP_X_OK=kept", "my_var=kept too"}, unsafe...), allowed...)...), nil)
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("env.sh answered %d, %v; want 200", resp.Status, err)
+	}
+	lines := strings.Split(body, "\n")
+	has := func(prefix string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+	}
+	for _, kv := range unsafe {
+		name, _, _ := strings.Cut(kv, "=")
+		t.Run("dropped "+name, func(t *testing.T) {
+			if has(name + "=") {
+				t.Errorf("the script got %s:\n%s", name, body)
+			}
+			if !strings.Contains(logs.String(), name) {
+				t.Errorf("the debug log does not name %s:\n%s", name, logs)
+			}
+		})
+	}
+	for _, line := range []string{"HTTP_X_OK=kept", "my_var=kept too", "TMPDIR=/allowed", "LD_BIND_NOW=1", "PYTHONPATH=/operator/lib"} {
+		t.Run("passed "+line, func(t *testing.T) {
+			if !has(line) {
+				t.Errorf("the script lacks %q:\n%s", line, body)
+			}
+		})
+	}
+	if n := strings.Count(logs.String(), "request variables kept from the script"); n != 1 {
+		t.Errorf("%d debug lines name the dropped variables, want 1:\n%s", n, logs)
+	}
+	// A request's own PYTHONPATH is dropped; the runner's, named in Env,
+	// still passes.
+	_, body, _ = respondScript(t, e, cgiEnv(root, "env.sh", "PYTHONPATH=/request/lib"), nil)
+	if !strings.Contains(body, "PYTHONPATH=/operator/lib\n") || strings.Contains(body, "/request/lib") {
+		t.Errorf("with the request's PYTHONPATH, the script's environment is:\n%s", body)
+	}
+	bad := &Executor{Roots: []string{root}, AllowEnv: []string{"A=B"}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "AllowEnv") {
+		t.Errorf("Validate with AllowEnv [A=B] = %v, want an error naming AllowEnv", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,8 +40,21 @@ const (
 // set): otherwise the client gets 404 (missing) or 403 (anything else) and
 // nothing runs. The child is started with execve directly (no shell), in
 // the script's directory and its own process group, with the request's
-// CGI variables (never HTTP_PROXY: httpoxy) and only the runner's own
-// variables named in Env.
+// CGI variables and only the runner's own variables named in Env.
+//
+// A request's variable that could change what runs before the script's
+// first line, or how, is dropped, unless AllowEnv names it: HTTP_PROXY and
+// http_proxy in any case (httpoxy); LD_*, MALLOC_* and the rest of what
+// glibc's loader ignores in secure mode (GCONV_PATH, LOCPATH, NLSPATH,
+// TMPDIR, ...); BASH_ENV, ENV, BASH_FUNC_*, IFS, SHELLOPTS, BASHOPTS, PS4
+// and CDPATH; PERL5LIB, PERL5OPT, PERLLIB, PYTHONPATH, PYTHONSTARTUP,
+// PYTHONHOME, PYTHONINSPECT, RUBYOPT, RUBYLIB, NODE_OPTIONS, NODE_PATH and
+// the JVM's option variables; and any name that is not a CGI
+// meta-variable name (letters, digits and '_', not starting with a digit),
+// so no exported bash function. nginx and Apache never send such names
+// from a client's headers (HTTP_* only), but any process that can reach
+// the runner's socket can. The dropped names are logged at debug level,
+// once per request.
 //
 // On Linux the script is opened once (O_PATH, symlinks followed) and what
 // is checked is the opened file: its path as the kernel reports it
@@ -93,8 +107,13 @@ type Executor struct {
 	Allow []string
 	// Env names the runner's own environment variables passed to every
 	// script; nil means just PATH. The runner's environment is never
-	// passed whole (php-fpm's clear_env).
+	// passed whole (php-fpm's clear_env). These are the operator's: they
+	// are passed as they are, whatever their names.
 	Env []string
+	// AllowEnv names the request variables that a script may get although
+	// they are dropped by default (see Executor), exactly as written, such
+	// as "TMPDIR".
+	AllowEnv []string
 	// Timeout bounds one request; 0 means none.
 	Timeout time.Duration
 	// KillGrace is the wait between SIGTERM and SIGKILL; 0 means
@@ -147,6 +166,7 @@ type Executor struct {
 	initErr  error
 	roots    []string // Roots, absolute and with symlinks resolved
 	allow    map[string]bool
+	allowEnv map[string]bool // AllowEnv
 	slots    chan struct{}
 	// running counts the scripts started and not yet done with: waited
 	// for, their stderr logged, their group sent its last SIGKILL.
@@ -191,6 +211,15 @@ func (e *Executor) init() error {
 			}
 			e.allow[abs] = true
 		}
+	}
+	for _, name := range e.AllowEnv {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			return fmt.Errorf("cgi: AllowEnv %q is not a variable name; want a name such as TMPDIR", name)
+		}
+		if e.allowEnv == nil {
+			e.allowEnv = make(map[string]bool, len(e.AllowEnv))
+		}
+		e.allowEnv[name] = true
 	}
 	if e.Credential != nil && os.Geteuid() != 0 {
 		return fmt.Errorf("cgi: running scripts as uid %d needs the runner to run as root (it runs as uid %d)", e.Credential.Uid, os.Geteuid())

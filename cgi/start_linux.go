@@ -62,6 +62,10 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 		return nil, nil, err
 	}
 	fds[1], fds[2] = outW, errW
+	env, dropped := e.childEnv(&req.Env)
+	if dropped != nil {
+		log.Debug("cgi: request variables kept from the script", "names", dropped)
+	}
 	// Registered with proc: EndOrphans leaves the script alone, it is
 	// waited for here.
 	pidfd := -1
@@ -72,7 +76,7 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 		}
 		pid, _, err := syscall.StartProcess(prog, argv, &syscall.ProcAttr{
 			Dir:   filepath.Dir(script.path),
-			Env:   e.childEnv(&req.Env),
+			Env:   env,
 			Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
 			Sys:   sys,
 		})

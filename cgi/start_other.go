@@ -46,9 +46,13 @@ func (e *Executor) start(s *scriptFile, req *bridge.Request, log *slog.Logger) (
 		closeAll(stdin, stdinW, stdout, stdoutW)
 		return nil, nil, err
 	}
+	env, dropped := e.childEnv(&req.Env)
+	if dropped != nil {
+		log.Debug("cgi: request variables kept from the script", "names", dropped)
+	}
 	proc, err := os.StartProcess(script, []string{script}, &os.ProcAttr{
 		Dir:   filepath.Dir(script),
-		Env:   e.childEnv(&req.Env),
+		Env:   env,
 		Files: []*os.File{stdin, stdoutW, stderrW},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential},
 	})

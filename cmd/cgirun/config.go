@@ -254,6 +254,7 @@ type ScriptConfig struct {
 	MaxBody       int64         `split_words:"true" desc:"--max-body: bound on a request body in bytes (413 past it); 0: none"`
 	MaxStderr     int64         `split_words:"true" default:"65536" desc:"--max-stderr: bytes of one script's stderr that reach the logs; the rest is read and dropped; 0: none"`
 	PassEnv       []string      `split_words:"true" default:"PATH" desc:"--pass-env: the runner's own variables that scripts get"`
+	AllowEnv      []string      `split_words:"true" desc:"--allow-env: request variables that scripts may get although dropped by default (LD_*, BASH_ENV, PYTHONPATH, ...)"`
 	User          string        `desc:"--user: run scripts as USER[:GROUP] (the runner must be root)"`
 }
 
@@ -283,7 +284,8 @@ func (s *ScriptConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.KillGrace, "kill-grace", s.KillGrace, "wait `DURATION` between SIGTERM and SIGKILL")
 	fs.Int64Var(&s.MaxBody, "max-body", s.MaxBody, "refuse request bodies over `BYTES` with 413; 0: no bound")
 	fs.Int64Var(&s.MaxStderr, "max-stderr", s.MaxStderr, "log at most `BYTES` of one script's stderr; the rest is dropped")
-	fs.Var(&listFlag{list: &s.PassEnv}, "pass-env", "pass the runner's variable `NAME` to scripts (repeatable)")
+	fs.Var(&listFlag{list: &s.PassEnv}, "pass-env", "pass the runner's variable `NAME` to scripts (repeatable; the operator's own, never filtered)")
+	fs.Var(&listFlag{list: &s.AllowEnv}, "allow-env", "let the request variable `NAME` reach scripts although it is dropped by default, such as TMPDIR (repeatable; LD_*, BASH_ENV, BASH_FUNC_*, PYTHONPATH, PERL5LIB, http_proxy, names that are not CGI names, ...)")
 	fs.StringVar(&s.User, "user", s.User, "run scripts as `USER[:GROUP]`, a name or a number (needs root)")
 }
 
@@ -309,6 +311,12 @@ func (s *ScriptConfig) validate() error {
 			return usagef("--pass-env (CGIRUN_PASS_ENV) %q: not a variable name", n)
 		}
 	}
+	s.AllowEnv = slices.DeleteFunc(s.AllowEnv, func(n string) bool { return n == "" })
+	for _, n := range s.AllowEnv {
+		if strings.ContainsAny(n, "=\x00") {
+			return usagef("--allow-env (CGIRUN_ALLOW_ENV) %q: not a variable name; want a name such as TMPDIR", n)
+		}
+	}
 	return nil
 }
 
@@ -329,6 +337,7 @@ func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor
 	e := &cgi.Executor{
 		Roots:          roots,
 		Env:            append([]string{}, s.PassEnv...), // never nil: empty means none
+		AllowEnv:       s.AllowEnv,
 		Timeout:        s.ScriptTimeout,
 		KillGrace:      s.KillGrace,
 		MaxChildren:    s.Children,
