@@ -97,7 +97,45 @@ func (e *Executor) check(name string, s *scriptFile) *scriptError {
 		// execute bit for the user is made here.
 		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s (mode %v, owner %d, group %d) is not executable by uid %d", real, s.mode.Perm(), s.uid, s.gid, e.Credential.Uid)}
 	}
+	if e.strict() {
+		if reason := e.suexec(s); reason != "" {
+			return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s %s", real, reason)}
+		}
+	}
 	return nil
+}
+
+// strict reports whether the suEXEC checks and no_new_privs apply.
+func (e *Executor) strict() bool {
+	return e.Credential != nil || e.StrictScripts
+}
+
+// suexec makes Apache suEXEC's checks of a script, less those relaxed, and
+// returns why s may not run, or "".
+func (e *Executor) suexec(s *scriptFile) string {
+	uid := uint32(os.Geteuid())
+	if e.Credential != nil {
+		uid = e.Credential.Uid
+	}
+	switch {
+	case !e.AllowSetID && s.mode&(fs.ModeSetuid|fs.ModeSetgid) != 0:
+		return fmt.Sprintf("is setuid or setgid (mode %v); AllowSetID lets it run", s.mode)
+	case !e.AllowWritable && s.mode.Perm()&0o022 != 0:
+		return fmt.Sprintf("is writable by group or others (mode %v); AllowWritable lets it run", s.mode.Perm())
+	case !e.AllowAnyOwner && s.uid != uid:
+		return fmt.Sprintf("is owned by uid %d, not by uid %d that runs it; AllowAnyOwner lets it run", s.uid, uid)
+	}
+	if !e.AllowWritable {
+		dir := filepath.Dir(s.path)
+		var st syscall.Stat_t
+		if err := syscall.Lstat(dir, &st); err != nil {
+			return fmt.Sprintf("has a directory that cannot be checked: %v", err)
+		}
+		if st.Mode&0o022 != 0 {
+			return fmt.Sprintf("is in %s, writable by group or others (mode %v); AllowWritable lets it run", dir, fs.FileMode(st.Mode&0o777))
+		}
+	}
+	return ""
 }
 
 // mayExec reports whether the user of cred may execute s by its

@@ -146,6 +146,8 @@ type Executor struct {
 	MaxStderrBytes int64
 	// Credential, when set, runs the scripts as that user and group. It
 	// needs the runner to run as root; Validate refuses it otherwise.
+	// With it the script checks of Apache's suEXEC apply and no script
+	// gains privileges through exec: see StrictScripts.
 	Credential *syscall.Credential
 	// EndOrphans makes the process a child subreaper (Linux's
 	// PR_SET_CHILD_SUBREAPER) when the Executor is validated, and has
@@ -159,6 +161,24 @@ type Executor struct {
 	// would be killed. Validate fails where the platform has no child
 	// subreapers. The cgirun runner sets it on Linux.
 	EndOrphans bool
+	// StrictScripts applies without Credential what applies with it,
+	// the target user being the runner's own: a script is refused (403,
+	// logged with the reason) when it is setuid or setgid, writable by
+	// group or others, in a directory writable by group or others (the
+	// directory of its real path), or not owned by the target user; and
+	// scripts run with no_new_privs (Linux), so that no exec gains
+	// privileges (a setuid program runs with the script's own uid). The
+	// checks are made on the opened file (see Executor); the directory's
+	// by path.
+	StrictScripts bool
+	// AllowSetID, AllowWritable and AllowAnyOwner each relax one check of
+	// StrictScripts: setuid and setgid scripts, scripts and directories
+	// writable by group or others, scripts of another owner.
+	AllowSetID, AllowWritable, AllowAnyOwner bool
+	// AllowPrivilegeGain leaves no_new_privs off under Credential or
+	// StrictScripts: a script may then gain privileges through a setuid
+	// or setgid program, or file capabilities.
+	AllowPrivilegeGain bool
 	// Logger receives the log lines; nil means slog.Default().
 	Logger *slog.Logger
 

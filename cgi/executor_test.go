@@ -559,6 +559,11 @@ func TestExecutorLimits(t *testing.T) {
 			}
 			return
 		}
+		// Under Credential a script must be owned by the user that runs
+		// it (see StrictScripts).
+		if err := os.Chown(filepath.Join(root, "id.sh"), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
 		resp, body, _ := respondScript(t, e, cgiEnv(root, "id.sh"), nil)
 		if resp.Status != 200 || body != "65534\n" {
 			t.Errorf("script as uid 65534 answered %d %q", resp.Status, body)

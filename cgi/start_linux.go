@@ -67,19 +67,25 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 		log.Debug("cgi: request variables kept from the script", "names", dropped)
 	}
 	// Registered with proc: EndOrphans leaves the script alone, it is
-	// waited for here.
+	// waited for here. Forked by spawn: from the no_new_privs thread when
+	// the scripts must not gain privileges.
 	pidfd := -1
-	pid, err := proc.Start(func() (int, error) {
+	pid, err := proc.Start(func() (pid int, err error) {
 		sys := &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential}
 		if pidfdWorks() {
 			sys.PidFD = &pidfd
 		}
-		pid, _, err := syscall.StartProcess(prog, argv, &syscall.ProcAttr{
-			Dir:   filepath.Dir(script.path),
-			Env:   env,
-			Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
-			Sys:   sys,
+		serr := e.spawn(func() {
+			pid, _, err = syscall.StartProcess(prog, argv, &syscall.ProcAttr{
+				Dir:   filepath.Dir(script.path),
+				Env:   env,
+				Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
+				Sys:   sys,
+			})
 		})
+		if serr != nil {
+			err = serr
+		}
 		return pid, err
 	})
 	// The child holds its own copies.

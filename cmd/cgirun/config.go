@@ -248,14 +248,17 @@ func writeHelp(w io.Writer, text string, fs *flag.FlagSet, spec any) {
 // ScriptConfig holds the settings of running CGI executables, shared by
 // fcgi and http. It is exported so that envconfig reads it embedded.
 type ScriptConfig struct {
-	Children      int           `desc:"-c: most scripts running at once, others wait up to 10s then get 503 (fcgiwrap's -c counted preforked processes); default: 16 per CPU (GOMAXPROCS); 0: no bound"`
-	ScriptTimeout time.Duration `split_words:"true" default:"60s" desc:"--timeout: bound on one script run (504 or a cut response past it); 0: none"`
-	KillGrace     time.Duration `split_words:"true" default:"5s" desc:"--kill-grace: wait between SIGTERM and SIGKILL for a script past its time"`
-	MaxBody       int64         `split_words:"true" desc:"--max-body: bound on a request body in bytes (413 past it); 0: none"`
-	MaxStderr     int64         `split_words:"true" default:"65536" desc:"--max-stderr: bytes of one script's stderr that reach the logs; the rest is read and dropped; 0: none"`
-	PassEnv       []string      `split_words:"true" default:"PATH" desc:"--pass-env: the runner's own variables that scripts get"`
-	AllowEnv      []string      `split_words:"true" desc:"--allow-env: request variables that scripts may get although dropped by default (LD_*, BASH_ENV, PYTHONPATH, ...)"`
-	User          string        `desc:"--user: run scripts as USER[:GROUP] (the runner must be root)"`
+	Children           int           `desc:"-c: most scripts running at once, others wait up to 10s then get 503 (fcgiwrap's -c counted preforked processes); default: 16 per CPU (GOMAXPROCS); 0: no bound"`
+	ScriptTimeout      time.Duration `split_words:"true" default:"60s" desc:"--timeout: bound on one script run (504 or a cut response past it); 0: none"`
+	KillGrace          time.Duration `split_words:"true" default:"5s" desc:"--kill-grace: wait between SIGTERM and SIGKILL for a script past its time"`
+	MaxBody            int64         `split_words:"true" desc:"--max-body: bound on a request body in bytes (413 past it); 0: none"`
+	MaxStderr          int64         `split_words:"true" default:"65536" desc:"--max-stderr: bytes of one script's stderr that reach the logs; the rest is read and dropped; 0: none"`
+	PassEnv            []string      `split_words:"true" default:"PATH" desc:"--pass-env: the runner's own variables that scripts get"`
+	AllowEnv           []string      `split_words:"true" desc:"--allow-env: request variables that scripts may get although dropped by default (LD_*, BASH_ENV, PYTHONPATH, ...)"`
+	User               string        `desc:"--user: run scripts as USER[:GROUP] (the runner must be root)"`
+	StrictScripts      bool          `split_words:"true" desc:"--strict-scripts: check scripts as under --user (suEXEC's checks, no_new_privs), the target user being the runner's"`
+	UnsafeScripts      []string      `split_words:"true" desc:"--unsafe-scripts: checks of --user and --strict-scripts to skip: setid, writable, owner"`
+	AllowPrivilegeGain bool          `split_words:"true" desc:"--allow-privilege-gain: under --user or --strict-scripts, let scripts gain privileges through setuid programs (no no_new_privs)"`
 }
 
 // childrenPerCPU is how many scripts may run at once per CPU by default:
@@ -286,7 +289,10 @@ func (s *ScriptConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&s.MaxStderr, "max-stderr", s.MaxStderr, "log at most `BYTES` of one script's stderr; the rest is dropped")
 	fs.Var(&listFlag{list: &s.PassEnv}, "pass-env", "pass the runner's variable `NAME` to scripts (repeatable; the operator's own, never filtered)")
 	fs.Var(&listFlag{list: &s.AllowEnv}, "allow-env", "let the request variable `NAME` reach scripts although it is dropped by default, such as TMPDIR (repeatable; LD_*, BASH_ENV, BASH_FUNC_*, PYTHONPATH, PERL5LIB, http_proxy, names that are not CGI names, ...)")
-	fs.StringVar(&s.User, "user", s.User, "run scripts as `USER[:GROUP]`, a name or a number (needs root)")
+	fs.StringVar(&s.User, "user", s.User, "run scripts as `USER[:GROUP]`, a name or a number (needs root); a script is then refused (403) when setuid or setgid, writable by group or others, in a directory writable by group or others, or not owned by USER, and no script gains privileges through exec (no_new_privs)")
+	fs.BoolVar(&s.StrictScripts, "strict-scripts", s.StrictScripts, "check scripts and set no_new_privs as --user does, without --user: the scripts must be owned by the runner's user")
+	fs.Var(&listFlag{list: &s.UnsafeScripts}, "unsafe-scripts", "skip one check of --user and --strict-scripts: `CHECK` is setid, writable or owner (repeatable or comma-separated, such as setid,owner)")
+	fs.BoolVar(&s.AllowPrivilegeGain, "allow-privilege-gain", s.AllowPrivilegeGain, "under --user or --strict-scripts, let scripts gain privileges through setuid or setgid programs (leave no_new_privs off)")
 }
 
 func (s *ScriptConfig) validate() error {
@@ -309,6 +315,16 @@ func (s *ScriptConfig) validate() error {
 	for _, n := range s.PassEnv {
 		if strings.ContainsAny(n, "=\x00") {
 			return usagef("--pass-env (CGIRUN_PASS_ENV) %q: not a variable name", n)
+		}
+	}
+	var unsafe []string
+	for _, c := range s.UnsafeScripts {
+		unsafe = append(unsafe, strings.Split(c, ",")...)
+	}
+	s.UnsafeScripts = slices.DeleteFunc(unsafe, func(c string) bool { return c == "" })
+	for _, c := range s.UnsafeScripts {
+		if c != "setid" && c != "writable" && c != "owner" {
+			return usagef("--unsafe-scripts (CGIRUN_UNSAFE_SCRIPTS) %q: not a check; want setid, writable or owner, such as --unsafe-scripts setid,owner", c)
 		}
 	}
 	s.AllowEnv = slices.DeleteFunc(s.AllowEnv, func(n string) bool { return n == "" })
@@ -335,15 +351,20 @@ func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor
 		}
 	}
 	e := &cgi.Executor{
-		Roots:          roots,
-		Env:            append([]string{}, s.PassEnv...), // never nil: empty means none
-		AllowEnv:       s.AllowEnv,
-		Timeout:        s.ScriptTimeout,
-		KillGrace:      s.KillGrace,
-		MaxChildren:    s.Children,
-		MaxBodyBytes:   s.MaxBody,
-		MaxStderrBytes: s.MaxStderr,
-		Credential:     cred,
+		Roots:              roots,
+		Env:                append([]string{}, s.PassEnv...), // never nil: empty means none
+		AllowEnv:           s.AllowEnv,
+		Timeout:            s.ScriptTimeout,
+		KillGrace:          s.KillGrace,
+		MaxChildren:        s.Children,
+		MaxBodyBytes:       s.MaxBody,
+		MaxStderrBytes:     s.MaxStderr,
+		Credential:         cred,
+		StrictScripts:      s.StrictScripts,
+		AllowSetID:         slices.Contains(s.UnsafeScripts, "setid"),
+		AllowWritable:      slices.Contains(s.UnsafeScripts, "writable"),
+		AllowAnyOwner:      slices.Contains(s.UnsafeScripts, "owner"),
+		AllowPrivilegeGain: s.AllowPrivilegeGain,
 		// The runner starts no children but scripts and an upgrade's
 		// new runner: it can end what scripts leave behind.
 		EndOrphans: runtime.GOOS == "linux",

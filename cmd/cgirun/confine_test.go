@@ -67,3 +67,43 @@ func TestAllowEnvSetting(t *testing.T) {
 		t.Errorf("fcgi --help = %d, lacks --allow-env or CGIRUN_ALLOW_ENV:\n%s", code, stdout)
 	}
 }
+
+// TestScriptChecksSettings: --strict-scripts, --unsafe-scripts (repeatable
+// or a comma list, CGIRUN_UNSAFE_SCRIPTS) and --allow-privilege-gain reach
+// the Executor; an unknown check is refused, naming the flag and the
+// checks there are.
+func TestScriptChecksSettings(t *testing.T) {
+	root := t.TempDir()
+	type got struct{ strict, setid, writable, owner, gain bool }
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    got
+		wantErr string
+	}{
+		{"defaults", nil, nil, got{}, ""},
+		{"strict", nil, []string{"--strict-scripts"}, got{strict: true}, ""},
+		{"comma list", nil, []string{"--unsafe-scripts", "setid,owner"}, got{setid: true, owner: true}, ""},
+		{"repeated", nil, []string{"--unsafe-scripts", "writable", "--unsafe-scripts", "owner"}, got{writable: true, owner: true}, ""},
+		{"variables", map[string]string{"CGIRUN_UNSAFE_SCRIPTS": "setid", "CGIRUN_STRICT_SCRIPTS": "yes", "CGIRUN_ALLOW_PRIVILEGE_GAIN": "on"}, nil, got{strict: true, setid: true, gain: true}, ""},
+		{"unknown check", nil, []string{"--unsafe-scripts", "setuid"}, got{}, `--unsafe-scripts (CGIRUN_UNSAFE_SCRIPTS) "setuid": not a check; want setid, writable or owner, such as --unsafe-scripts setid,owner`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := scriptExecutor(t, root, tt.env, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := (got{e.StrictScripts, e.AllowSetID, e.AllowWritable, e.AllowAnyOwner, e.AllowPrivilegeGain}); g != tt.want {
+				t.Errorf("Executor = %+v, want %+v", g, tt.want)
+			}
+		})
+	}
+}

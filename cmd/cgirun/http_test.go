@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,6 +138,11 @@ func TestHTTPFlags(t *testing.T) {
 		if u, err := user.Lookup("nobody"); err == nil {
 			args = append(args, "--user", "nobody")
 			wantUID = u.Uid
+			// Under --user a script must be owned by that user.
+			uid, _ := strconv.Atoi(u.Uid)
+			if err := os.Chown(filepath.Join(root, "env.cgi"), uid, -1); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	r := start(t, nil, args...)
