@@ -103,6 +103,18 @@ func BenchmarkExecutor(b *testing.B) {
 			}
 		}
 	})
+	// With StrictScripts: the suEXEC checks, and every fork from the
+	// no_new_privs spawner thread.
+	b.Run("impl=cgirun/strict", func(b *testing.B) {
+		e := &Executor{Roots: []string{root}, StrictScripts: true, Logger: slog.New(slog.DiscardHandler)}
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			if err := respondHello(e, env, want); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	// As the runner runs under load: -c 8, 8 requests at once, a body
 	// reader and a timeout, as the FastCGI front end gives them.
 	b.Run("impl=cgirun/parallel=8", func(b *testing.B) {
