@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
@@ -19,7 +20,63 @@ type httpConfig struct {
 	PassAuth      bool          `split_words:"true" desc:"--pass-auth: give scripts the Authorization header as HTTP_AUTHORIZATION"`
 	ShutdownGrace time.Duration `split_words:"true" default:"5s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
 	LogFormat     string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
+	HTTPServerConfig
 	ScriptConfig
+}
+
+// HTTPServerConfig holds the bounds of the HTTP server of "cgirun http" and
+// "cgirun proxy": the CGIRUN_* variables, defaults and meaning of
+// cgirun.Config's in HTTP mode. It is exported so that envconfig reads it
+// embedded.
+type HTTPServerConfig struct {
+	IdleTimeout    time.Duration `split_words:"true" default:"2m" desc:"--idle-timeout: how long a kept-alive connection with no request stays open"`
+	HeaderTimeout  time.Duration `split_words:"true" default:"10s" desc:"--header-timeout: bound on reading a request's header block"`
+	ReadTimeout    time.Duration `split_words:"true" default:"60s" desc:"--read-timeout: bound on reading a whole request, body included"`
+	WriteTimeout   time.Duration `split_words:"true" desc:"--write-timeout: bound on writing a whole response; 0: none, for streams"`
+	MaxHeaderBytes int           `split_words:"true" default:"65536" desc:"--max-header-bytes: bound on a request's header block (431 past it)"`
+}
+
+func (s *HTTPServerConfig) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&s.IdleTimeout, "idle-timeout", s.IdleTimeout, "close a kept-alive connection idle for `DURATION`; 0: the --read-timeout")
+	fs.DurationVar(&s.HeaderTimeout, "header-timeout", s.HeaderTimeout, "close a connection that takes longer than `DURATION` to send a request's header block; 0: the --read-timeout")
+	fs.DurationVar(&s.ReadTimeout, "read-timeout", s.ReadTimeout, "give up a request whose header block and body take longer than `DURATION` to arrive; 0: no bound")
+	fs.DurationVar(&s.WriteTimeout, "write-timeout", s.WriteTimeout, "cut a response that takes longer than `DURATION` to write, streams included; 0: no bound")
+	fs.IntVar(&s.MaxHeaderBytes, "max-header-bytes", s.MaxHeaderBytes, "answer 431 to a request whose header block is over `BYTES`; 0: net/http's 1 MB")
+}
+
+func (s *HTTPServerConfig) validate() error {
+	durations := []struct {
+		what  string
+		value time.Duration
+	}{
+		{"--idle-timeout (CGIRUN_IDLE_TIMEOUT)", s.IdleTimeout},
+		{"--header-timeout (CGIRUN_HEADER_TIMEOUT)", s.HeaderTimeout},
+		{"--read-timeout (CGIRUN_READ_TIMEOUT)", s.ReadTimeout},
+		{"--write-timeout (CGIRUN_WRITE_TIMEOUT)", s.WriteTimeout},
+	}
+	for _, d := range durations {
+		if d.value < 0 {
+			return usagef("%s = %v: want 0 or more, such as 30s", d.what, d.value)
+		}
+	}
+	if s.MaxHeaderBytes < 0 {
+		return usagef("--max-header-bytes (CGIRUN_MAX_HEADER_BYTES) = %d: want 0 or more, such as 65536", s.MaxHeaderBytes)
+	}
+	return nil
+}
+
+// server returns the HTTP server of h with these bounds, its errors
+// logged on log.
+func (s *HTTPServerConfig) server(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.HeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 const httpHelp = `
@@ -41,6 +98,11 @@ cgirun's own environment. Each request is logged on stderr. As with
 "cgirun fcgi", a request ends with its script (at the latest --kill-grace
 after its exit), and on Linux processes that scripts leave behind are
 killed once their script is done with.
+
+Connections are bounded as a cgirun.Run program's in HTTP mode, with the
+same CGIRUN_* variables and defaults: one that sends no request within
+--header-timeout, or stays idle between requests past --idle-timeout, is
+closed; a header block over --max-header-bytes gets 431.
 `
 
 func (c *cli) http(ctx context.Context, args []string) error {
@@ -55,6 +117,7 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.PassAuth, "pass-auth", cfg.PassAuth, "pass the Authorization header to scripts")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
+	cfg.HTTPServerConfig.flags(fs)
 	cfg.ScriptConfig.flags(fs)
 	pos, err := parse(fs, args, c.stdout, func(w io.Writer) { writeHelp(w, httpHelp, fs, &httpConfig{}) })
 	if err != nil {
@@ -88,11 +151,7 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           logRequests(log, ch),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := cfg.HTTPServerConfig.server(logRequests(log, ch), log)
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)
@@ -110,6 +169,9 @@ func (cfg *httpConfig) validate() error {
 	}
 	if cfg.ShutdownGrace < 0 {
 		return usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
+	}
+	if err := cfg.HTTPServerConfig.validate(); err != nil {
+		return err
 	}
 	return cfg.ScriptConfig.validate()
 }

@@ -26,6 +26,7 @@ type proxyConfig struct {
 	HTTP          string        `default:"127.0.0.1:8000" desc:"--addr: the address to listen on, host:port"`
 	ShutdownGrace time.Duration `split_words:"true" default:"5s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
 	LogFormat     string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
+	HTTPServerConfig
 }
 
 const proxyHelp = `
@@ -42,6 +43,11 @@ No PATH_INFO is split off; a path holding a NUL byte (%00) gets 400 and
 is not passed on. Responses are flushed to the client as they
 come. Each request is logged on stderr, with what the FastCGI server writes
 to its error stream.
+
+Connections are bounded as a cgirun.Run program's in HTTP mode, with the
+same CGIRUN_* variables and defaults: one that sends no request within
+--header-timeout, or stays idle between requests past --idle-timeout, is
+closed; a header block over --max-header-bytes gets 431.
 `
 
 // proxyDialTimeout bounds connecting to the FastCGI server.
@@ -57,6 +63,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HTTP, "addr", cfg.HTTP, "listen on `HOST:PORT`")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
+	cfg.HTTPServerConfig.flags(fs)
 	pos, err := parse(fs, args, c.stdout, func(w io.Writer) { writeHelp(w, proxyHelp, fs, &proxyConfig{}) })
 	if err != nil {
 		return err
@@ -86,6 +93,9 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if cfg.ShutdownGrace < 0 {
 		return usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
 	}
+	if err := cfg.HTTPServerConfig.validate(); err != nil {
+		return err
+	}
 	if cfg.Root == "" {
 		cfg.Root = "."
 	}
@@ -99,11 +109,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           logRequests(log, newProxy(network, address, filepath.ToSlash(root), cfg.Index, log)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := cfg.HTTPServerConfig.server(logRequests(log, newProxy(network, address, filepath.ToSlash(root), cfg.Index, log)), log)
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)
