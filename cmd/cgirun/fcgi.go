@@ -77,6 +77,12 @@ on) and logged with its exit status.
 On Linux cgirun is a child subreaper: processes that scripts leave behind
 become its children, and it kills them once their script is done with.
 
+A TCP socket accepts any peer unless FCGI_WEB_SERVER_ADDRS lists the web
+servers' addresses (such as 127.0.0.1,10.0.0.2), and any peer that reaches
+it runs the scripts: listen on 127.0.0.1 or a unix socket. On TCP beyond
+loopback with no such list (-s :9000 binds every interface), a warning
+naming the address is logged at start.
+
 Scripts get fds 0, 1 and 2 only: every other descriptor cgirun was started
 with (such as "7< root-only-file") is made close-on-exec at start, so that
 a script, whatever its --user, cannot read it.

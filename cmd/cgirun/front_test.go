@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,63 @@ func TestFrontServerSettingsErrors(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestWarnsBeyondLoopback: "cgirun fcgi" on a TCP address beyond loopback
+// with no FCGI_WEB_SERVER_ADDRS, and "cgirun http" beyond loopback, serve
+// any host that reaches them: one warning at start names the address and
+// the fix. The test binds 0.0.0.0 and connects over 127.0.0.1 only.
+func TestWarnsBeyondLoopback(t *testing.T) {
+	root := t.TempDir()
+	writeScript(t, filepath.Join(root, "ok"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n")
+	sock := "unix:" + filepath.Join(socketDir(t), "s.sock")
+	tests := []struct {
+		name     string
+		args     []string
+		allow    string // FCGI_WEB_SERVER_ADDRS
+		wantWarn string // a regexp; "" for none
+	}{
+		{name: "fcgi on every interface", args: []string{"fcgi", "-s", "tcp:0.0.0.0:0"},
+			wantWarn: `level=WARN msg="cgirun: FastCGI listens beyond loopback and FCGI_WEB_SERVER_ADDRS is empty: any host that reaches it is served; listen on 127\.0\.0\.1 \(such as -s tcp:127\.0\.0\.1:9000\) or a unix socket, or set FCGI_WEB_SERVER_ADDRS to the web server's addresses \(such as 127\.0\.0\.1,10\.0\.0\.2\)" addr=\S+:\d+\n`},
+		{name: "fcgi on a bare host:port", args: []string{"fcgi", "-s", "0.0.0.0:0"}, wantWarn: `level=WARN msg="cgirun: FastCGI listens beyond loopback.* addr=\S+:\d+\n`},
+		{name: "fcgi on loopback", args: []string{"fcgi", "-s", "tcp:127.0.0.1:0"}},
+		{name: "fcgi with an allowlist", args: []string{"fcgi", "-s", "tcp:0.0.0.0:0"}, allow: "127.0.0.1"},
+		{name: "fcgi on a unix socket", args: []string{"fcgi", "-s", sock}},
+		{name: "http on every interface", args: []string{"http", "--addr", "0.0.0.0:0"},
+			wantWarn: `level=WARN msg="cgirun: HTTP listens beyond loopback: any host that reaches it runs the scripts; listen on 127\.0\.0\.1 \(such as --addr 127\.0\.0\.1:8000\) unless that is meant" addr=\S+:\d+\n`},
+		{name: "http with FCGI_WEB_SERVER_ADDRS, which is FastCGI's", args: []string{"http", "--addr", "0.0.0.0:0"}, allow: "127.0.0.1",
+			wantWarn: `level=WARN msg="cgirun: HTTP listens beyond loopback.* addr=\S+:\d+\n`},
+		{name: "http on loopback", args: []string{"http", "--addr", "127.0.0.1:0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("FCGI_WEB_SERVER_ADDRS", tt.allow)
+			r := start(t, nil, append(tt.args, "--root", root)...)
+			serving := r.waitLog(`msg="cgirun: serving (?:FastCGI|HTTP)" (?:addr|on)=(\S+)`)
+			// The warning comes before the "serving" line.
+			logs := r.logs.String()
+			before, _, _ := strings.Cut(logs, `msg="cgirun: serving`)
+			if tt.wantWarn == "" {
+				if strings.Contains(logs, "beyond loopback") {
+					t.Errorf("run(%q) logged %q, want no warning", tt.args, logs)
+				}
+			} else if !regexp.MustCompile(tt.wantWarn).MatchString(before) {
+				t.Errorf("run(%q) logged %q before serving, want a line matching %q", tt.args, before, tt.wantWarn)
+			}
+			if tt.args[0] == "http" {
+				// Still served, over loopback.
+				_, port, err := net.SplitHostPort(serving[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if status, _, body := get(t, "GET", "http://127.0.0.1:"+port+"/ok", "", nil); status != 200 {
+					t.Errorf("GET /ok = %d %q, want 200", status, body)
+				}
+			}
+			if code := r.stop(); code != exitOK {
+				t.Errorf("run(%q) after SIGTERM = %d, want 0; stderr:\n%s", tt.args, code, r.logs)
+			}
+		})
 	}
 }

@@ -99,6 +99,9 @@ cgirun's own environment. Each request is logged on stderr. As with
 after its exit), and on Linux processes that scripts leave behind are
 killed once their script is done with.
 
+Any host that reaches --addr runs the scripts: beyond loopback (such as
+--addr 0.0.0.0:8000), a warning naming the address is logged at start.
+
 Connections are bounded as a cgirun.Run program's in HTTP mode, with the
 same CGIRUN_* variables and defaults: one that sends no request within
 --header-timeout, or stays idle between requests past --idle-timeout, is
@@ -152,6 +155,7 @@ func (c *cli) http(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := cfg.HTTPServerConfig.server(logRequests(log, ch), log)
+	serve.WarnExposedHTTP(log, l, "--addr")
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)

@@ -39,7 +39,9 @@ type ListenerSet struct {
 // requests there. An addr that is not used for fd 0's or systemd's
 // sockets is logged as ignored. With no
 // socket and no addr, the set is empty. what names the setting addr comes
-// from, in errors and the log.
+// from, in errors and the log. A TCP socket beyond loopback, wherever it
+// came from, is warned about while FCGI_WEB_SERVER_ADDRS is empty: any
+// host that reaches it would be served.
 //
 // stdin is the process's standard input; a listening socket there is
 // served through a close-on-exec duplicate. When stdin is the process's fd
@@ -47,6 +49,14 @@ type ListenerSet struct {
 // the socket and no file opened later becomes fd 0; any other stdin (a
 // test's) is left untouched.
 func Listen(addr, what string, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
+	set, err := listen(addr, what, lc, stdin, log)
+	if err == nil {
+		warnExposedFastCGI(log, set.Listeners, what)
+	}
+	return set, err
+}
+
+func listen(addr, what string, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
 	lns, ready, err := upgrade.Inherit(addr)
 	if err != nil {
 		return ListenerSet{}, err
