@@ -391,14 +391,7 @@ func checkAccess(dir string, cred *syscall.Credential) error {
 		if err := syscall.Stat(d, &st); err != nil {
 			return err
 		}
-		bits := st.Mode // other's
-		switch {
-		case st.Uid == cred.Uid:
-			bits >>= 6
-		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
-			bits >>= 3
-		}
-		if bits&need != need {
+		if permBits(&st, cred)&need != need {
 			return fmt.Errorf("%s is mode %v, owner %d, group %d", d, os.FileMode(st.Mode&0o777), st.Uid, st.Gid)
 		}
 		if d == filepath.Dir(d) {
@@ -406,6 +399,19 @@ func checkAccess(dir string, cred *syscall.Credential) error {
 		}
 		need = 0o1 // search the directories above
 	}
+}
+
+// permBits returns the permission bits of st that apply to the user of
+// cred, owner's, group's or other's, as the low three bits.
+func permBits(st *syscall.Stat_t, cred *syscall.Credential) uint32 {
+	bits := st.Mode // other's
+	switch {
+	case st.Uid == cred.Uid:
+		bits >>= 6
+	case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+		bits >>= 3
+	}
+	return bits & 0o7
 }
 
 // credential looks up USER[:GROUP], each a name or a number. The scripts

@@ -7,6 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cgirun/cgirun/cgi"
@@ -82,13 +88,25 @@ func (s *HTTPServerConfig) server(h http.Handler, log *slog.Logger) *http.Server
 const httpHelp = `
 Usage: cgirun http --root DIR [flags]
 
-Serves the CGI executables in DIR over plain HTTP, for development: Python's
-"http.server --cgi" for any language. As Apache's mod_cgi does, the URL path
-is walked segment by segment under DIR; the first segment that names a file
-is the script: SCRIPT_NAME is the path up to it and PATH_INFO the rest, so
+Serves the CGI executables in DIR over plain HTTP, for development, and
+the other files of DIR as they are: Python's "http.server --cgi" for any
+language. As Apache's mod_cgi does, the URL path is walked segment by
+segment under DIR; the first segment that names a file is the script:
+SCRIPT_NAME is the path up to it and PATH_INFO the rest, so
 /app.cgi/users/7 runs DIR/app.cgi with PATH_INFO=/users/7. A path that ends
-in a directory, or names nothing, gets 404; a path with ".." segments, plain
-or encoded, gets 403 and nothing runs. A script that answers with a local
+in a directory without index.html, or names nothing, gets 404; a path with
+".." segments, plain or encoded, gets 403 and nothing runs.
+
+A path that names a regular file with no execute bit gets that file (to GET
+and HEAD; Content-Type by its extension, ranges, If-Modified-Since), and one
+that names a directory holding such an index.html gets it (after a redirect
+that adds the final slash); no directory is listed. A file with an execute
+bit is a script: it runs, and its source is never served. Never served
+either: dotfiles and what is under a dot directory (.git, .env), a file
+that resolves outside DIR (symbolic links followed, checked on the opened
+file), and with --user a file that user cannot read. Those paths are
+answered as before: a script runs, anything else gets 403 or 404, as does
+a file followed by more path (/notes.txt/x). A script that answers with a local
 redirect (a Location path and no Status, RFC 3875 section 6.2.2) has that
 path served in its place as a GET, up to 10 times.
 
@@ -154,7 +172,12 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := cfg.HTTPServerConfig.server(logRequests(log, ch), log)
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return usagef("--root (CGIRUN_ROOT) %q: %v", cfg.Root, err)
+	}
+	files := &staticFiles{root: realRoot, cred: exec.Credential, scripts: ch}
+	srv := cfg.HTTPServerConfig.server(logRequests(log, files), log)
 	serve.WarnExposedHTTP(log, l, "--addr")
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
@@ -214,4 +237,100 @@ func logRequests(log *slog.Logger, h http.Handler) http.Handler {
 		h.ServeHTTP(rec, r)
 		returned = true
 	})
+}
+
+// staticFiles answers the requests whose path names a file to serve as
+// it is under root, and passes every other request to scripts: a
+// regular file with no execute bit, or a directory holding one named
+// index.html. What it opens is checked after the open, on the open
+// descriptor, so that no symbolic link swapped in meanwhile makes it
+// serve something else: the file must resolve inside root, have no
+// segment under root that starts with a dot, and, with cred set (--user),
+// be readable by that user by its permission bits. A file with an execute
+// bit is a script, never served as source; a dotfile (.git, .env,
+// .htaccess) is never served either. Either goes to scripts as before: a
+// script runs, anything else is refused there.
+type staticFiles struct {
+	root    string // absolute, symbolic links resolved
+	cred    *syscall.Credential
+	scripts http.Handler
+}
+
+// staticIndex is the file a directory's path serves.
+const staticIndex = "index.html"
+
+func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 || hasDotSegment(p) {
+		s.scripts.ServeHTTP(w, r) // its 400 or 403, or a script
+		return
+	}
+	name := filepath.Join(s.root, filepath.FromSlash(path.Clean(p)))
+	f, fi := s.open(name)
+	if f != nil && fi.IsDir() {
+		f.Close()
+		f, fi = s.open(filepath.Join(name, staticIndex))
+		if f != nil && !strings.HasSuffix(p, "/") {
+			// Relative links in the index resolve from the directory.
+			f.Close()
+			u := *r.URL
+			u.Path += "/"
+			http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+			return
+		}
+	}
+	if f == nil || !fi.Mode().IsRegular() {
+		if f != nil {
+			f.Close()
+		}
+		s.scripts.ServeHTTP(w, r)
+		return
+	}
+	defer f.Close()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 Method Not Allowed: a static file", http.StatusMethodNotAllowed)
+		return
+	}
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// open opens name for serving and returns it with its FileInfo, or nil
+// when it is no file to serve: missing, neither a regular file with no
+// execute bit nor a directory, outside the root or a dotfile once
+// resolved, or unreadable by s.cred.
+func (s *staticFiles) open(name string) (*os.File, os.FileInfo) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil
+	}
+	fi, err := f.Stat()
+	ok := err == nil && (fi.IsDir() || fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 == 0)
+	if ok {
+		// Where the descriptor really leads, whatever the path did.
+		real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+		rel, rerr := filepath.Rel(s.root, real)
+		// A path outside the root is "../...": a dot segment too.
+		ok = err == nil && rerr == nil && filepath.IsAbs(real) && (rel == "." || !hasDotSegment("/"+filepath.ToSlash(rel)))
+	}
+	if ok && s.cred != nil && s.cred.Uid != 0 {
+		st, isStat := fi.Sys().(*syscall.Stat_t)
+		need := uint32(0o4)
+		if fi.IsDir() {
+			need = 0o1
+		}
+		ok = isStat && permBits(st, s.cred)&need == need
+	}
+	if !ok {
+		f.Close()
+		return nil, nil
+	}
+	return f, fi
+}
+
+// hasDotSegment reports whether a slash-separated path has a segment that
+// starts with a dot: ".", "..", or a dotfile's name.
+func hasDotSegment(p string) bool {
+	return strings.HasPrefix(p, ".") || strings.Contains(p, "/.")
 }

@@ -71,7 +71,7 @@ func TestHTTPMapsPathsToScripts(t *testing.T) {
 		{name: "root", path: "/", wantStatus: 404},
 		{name: "missing script", path: "/nope.cgi", wantStatus: 404},
 		{name: "missing directory", path: "/nope/env.cgi", wantStatus: 404},
-		{name: "file not executable", path: "/data.txt", wantStatus: 403},
+		{name: "file not executable, served as it is", path: "/data.txt", wantStatus: 200, want: []string{"data\n"}},
 		{name: "symbolic link out of the root", path: "/link.cgi", wantStatus: 403},
 		{name: "POST body reaches stdin", method: "POST", path: "/env.cgi", body: "hello=world", wantStatus: 200,
 			want: []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=11\n", "stdin=hello=world\n"}},
