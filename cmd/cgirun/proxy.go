@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ type proxyConfig struct {
 	Fastcgi       string        `desc:"--to: the FastCGI server: unix:/path, tcp:host:port or host:port (required)"`
 	Root          string        `desc:"--root: the DOCUMENT_ROOT sent to the server, as the server sees it; default: the current directory"`
 	Index         string        `default:"index.php" desc:"--index: the file a path ending in / names; empty: none"`
+	ScriptExt     []string      `split_words:"true" default:".php" desc:"--script-ext: the extensions of the server's scripts: PATH_INFO is split off after one"`
 	HTTP          string        `default:"127.0.0.1:8000" desc:"--addr: the address to listen on, host:port"`
 	ShutdownGrace time.Duration `split_words:"true" default:"5s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
 	LogFormat     string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
@@ -35,12 +37,15 @@ Usage: cgirun proxy --to ADDR [--root DIR] [flags]
 Serves HTTP and passes every request to the FastCGI server at ADDR
 (php-fpm, "cgirun fcgi", a program built with cgirun.Run), as nginx's
 fastcgi_pass would: to try a FastCGI application without a web server.
-SCRIPT_NAME is the URL path (plus --index when it ends in /),
-SCRIPT_FILENAME is --root plus SCRIPT_NAME and DOCUMENT_ROOT is --root;
-the other variables are those of RFC 3875, with HTTP_AUTHORIZATION and
-REDIRECT_STATUS=200 as nginx's fastcgi_params send them, never HTTP_PROXY.
-No PATH_INFO is split off; a path holding a NUL byte (%00) gets 400 and
-is not passed on. Responses are flushed to the client as they
+SCRIPT_NAME is the URL path up to a segment ending in a --script-ext
+extension and PATH_INFO the rest, as nginx's "fastcgi_split_path_info
+^(.+?\.php)(/.*)$" makes them (/index.php/a/b: /index.php and /a/b);
+without such a segment, SCRIPT_NAME is the whole path (plus --index when it
+ends in /) and there is no PATH_INFO. SCRIPT_FILENAME is --root plus
+SCRIPT_NAME and DOCUMENT_ROOT is --root; the other variables are those of
+RFC 3875, with HTTP_AUTHORIZATION and REDIRECT_STATUS=200 as nginx's
+fastcgi_params send them, never HTTP_PROXY. A path holding a NUL byte (%00)
+gets 400 and is not passed on. Responses are flushed to the client as they
 come. Each request is logged on stderr, with what the FastCGI server writes
 to its error stream.
 
@@ -60,6 +65,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Fastcgi, "to", cfg.Fastcgi, "pass requests to the FastCGI server at `ADDR`: unix:/path, tcp:host:port or host:port")
 	fs.StringVar(&cfg.Root, "root", cfg.Root, "send `DIR` as DOCUMENT_ROOT (a path on the FastCGI server's side)")
 	fs.StringVar(&cfg.Index, "index", cfg.Index, "add `FILE` to paths ending in /")
+	fs.Var(&listFlag{list: &cfg.ScriptExt}, "script-ext", "split PATH_INFO off after a segment ending in `EXT`, such as .php (repeatable)")
 	fs.StringVar(&cfg.HTTP, "addr", cfg.HTTP, "listen on `HOST:PORT`")
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
@@ -90,6 +96,15 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if strings.Contains(cfg.Index, "/") {
 		return usagef("--index (CGIRUN_INDEX) = %q: want a file name", cfg.Index)
 	}
+	cfg.ScriptExt = slices.DeleteFunc(cfg.ScriptExt, func(e string) bool { return e == "" })
+	if len(cfg.ScriptExt) == 0 {
+		return usagef("--script-ext (CGIRUN_SCRIPT_EXT) is empty: want the extension of the server's scripts, such as .php")
+	}
+	for _, e := range cfg.ScriptExt {
+		if len(e) < 2 || e[0] != '.' || strings.ContainsAny(e, "/\x00") {
+			return usagef("--script-ext (CGIRUN_SCRIPT_EXT) %q: want an extension with its dot, such as .php", e)
+		}
+	}
 	if cfg.ShutdownGrace < 0 {
 		return usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)
 	}
@@ -109,7 +124,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := cfg.HTTPServerConfig.server(logRequests(log, newProxy(network, address, filepath.ToSlash(root), cfg.Index, log)), log)
+	srv := cfg.HTTPServerConfig.server(logRequests(log, newProxy(network, address, filepath.ToSlash(root), cfg.Index, cfg.ScriptExt, log)), log)
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)
@@ -122,10 +137,10 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 // a Proxy header on as HTTP_PROXY (httpoxy) and let "X_Real_IP" pass for
 // "X-Real-IP". The variables come from bridge.EnvironFromHTTP instead, as
 // for "cgirun http".
-func newProxy(network, address, root, index string, log *slog.Logger) http.Handler {
+func newProxy(network, address, root, index string, exts []string, log *slog.Logger) http.Handler {
 	dial := func() (net.Conn, error) { return net.DialTimeout(network, address, proxyDialTimeout) }
 	return &proxyHandler{
-		session:   proxyParams(root, index)(gofast.BasicSession),
+		session:   proxyParams(root, index, exts)(gofast.BasicSession),
 		newClient: gofast.SimpleClientFactory(dial),
 		log:       log,
 	}
@@ -178,21 +193,18 @@ func (h *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // proxyParams returns the gofast middleware that sets a request's CGI
 // variables.
-func proxyParams(root, index string) gofast.Middleware {
+func proxyParams(root, index string, exts []string) gofast.Middleware {
 	return func(inner gofast.SessionHandler) gofast.SessionHandler {
 		return func(client gofast.Client, req *gofast.Request) (*gofast.ResponsePipe, error) {
 			r := req.Raw
-			name := path.Clean("/" + r.URL.Path)
-			if index != "" && strings.HasSuffix(r.URL.Path, "/") {
-				name = path.Join(name, index)
-			}
-			env := bridge.EnvironFromHTTP(r, name, "")
+			name, pathInfo := proxyScript(r.URL.Path, index, exts)
+			env := bridge.EnvironFromHTTP(r, name, pathInfo)
 			if auth := r.Header.Get("Authorization"); auth != "" {
 				env.Set("HTTP_AUTHORIZATION", auth)
 			}
 			env.Set("SCRIPT_FILENAME", path.Join(root, name))
 			env.Set("DOCUMENT_ROOT", root)
-			env.Set("DOCUMENT_URI", name)
+			env.Set("DOCUMENT_URI", name+pathInfo)
 			env.Set("SERVER_SOFTWARE", "cgirun")
 			env.Set("REDIRECT_STATUS", "200") // php-cgi's cgi.force_redirect
 			for k, v := range env.All() {
@@ -201,6 +213,37 @@ func proxyParams(root, index string) gofast.Middleware {
 			return inner(client, req)
 		}
 	}
+}
+
+// proxyScript returns the SCRIPT_NAME and PATH_INFO of a URL path, as
+// nginx's fastcgi_split_path_info ^(.+?\.php)(/.*)$ and fastcgi_index
+// make them: the path, cleaned, is split at the first "/" that follows a
+// segment ending in one of exts (/index.php/a/b: /index.php and /a/b, a
+// trailing slash kept); with no split, a path ending in / gets index
+// added, and PATH_INFO is empty (it is then not sent). Unlike nginx's
+// regexp, a newline in the path does not stop the split: PATH_INFO is
+// never sent empty for a script's path, which CVE-2019-11043 needed.
+func proxyScript(urlPath, index string, exts []string) (scriptName, pathInfo string) {
+	clean := path.Clean("/" + urlPath)
+	slash := strings.HasSuffix(urlPath, "/") && clean != "/"
+	p := clean
+	if slash {
+		p += "/"
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		for _, ext := range exts {
+			if i > len(ext) && strings.HasSuffix(p[:i], ext) {
+				return p[:i], p[i:]
+			}
+		}
+	}
+	if index != "" && strings.HasSuffix(urlPath, "/") {
+		return path.Join(clean, index), ""
+	}
+	return clean, ""
 }
 
 // flushWriter flushes after every write of a response without

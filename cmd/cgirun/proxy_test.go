@@ -66,7 +66,7 @@ func app(release <-chan struct{}) http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		env := bridge.EnvironOf(r)
 		fmt.Fprintf(w, "method=%s\npath=%s\nquery=%s\n", r.Method, r.URL.Path, r.URL.RawQuery)
-		for _, name := range []string{"SCRIPT_NAME", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "HTTP_PROXY", "HTTP_AUTHORIZATION", "HTTP_X_TEST", "SERVER_SOFTWARE", "REDIRECT_STATUS", "HTTP_X_REAL_IP"} {
+		for _, name := range []string{"SCRIPT_NAME", "PATH_INFO", "DOCUMENT_URI", "SCRIPT_FILENAME", "DOCUMENT_ROOT", "HTTP_PROXY", "HTTP_AUTHORIZATION", "HTTP_X_TEST", "SERVER_SOFTWARE", "REDIRECT_STATUS", "HTTP_X_REAL_IP"} {
 			v, ok := env.Lookup(name)
 			if !ok {
 				v = "unset"
@@ -245,3 +245,61 @@ func TestProxyDeadServer(t *testing.T) {
 }
 
 var defaultLogOutput = log.Writer()
+
+// TestProxySplitsPathInfo: PATH_INFO is split off after a segment ending
+// in a --script-ext extension, as nginx's fastcgi_split_path_info
+// ^(.+?\.php)(/.*)$ does; any other path is SCRIPT_NAME whole, with no
+// PATH_INFO, as before.
+func TestProxySplitsPathInfo(t *testing.T) {
+	sock := startFastCGI(t, app(nil))
+	php := start(t, nil, "proxy", "--to", "unix:"+sock, "--root", "/srv/www", "--addr", "127.0.0.1:0")
+	two := start(t, nil, "proxy", "--to", "unix:"+sock, "--root", "/srv/www", "--addr", "127.0.0.1:0", "--script-ext", ".php", "--script-ext", ".cgi")
+	tests := []struct {
+		name string
+		r    *running
+		path string
+		want []string
+	}{
+		{name: "split", r: php, path: "/index.php/foo/bar?x=1", want: []string{"SCRIPT_NAME=/index.php\n", "PATH_INFO=/foo/bar\n",
+			"SCRIPT_FILENAME=/srv/www/index.php\n", "DOCUMENT_URI=/index.php/foo/bar\n", "query=x=1\n"}},
+		{name: "no path info", r: php, path: "/index.php", want: []string{"SCRIPT_NAME=/index.php\n", "PATH_INFO=unset\n", "SCRIPT_FILENAME=/srv/www/index.php\n"}},
+		{name: "a slash alone", r: php, path: "/index.php/", want: []string{"SCRIPT_NAME=/index.php\n", "PATH_INFO=/\n"}},
+		{name: "a trailing slash kept", r: php, path: "/a/index.php/x/", want: []string{"SCRIPT_NAME=/a/index.php\n", "PATH_INFO=/x/\n", "SCRIPT_FILENAME=/srv/www/a/index.php\n"}},
+		{name: "at the first script", r: php, path: "/a.php/b.php/c", want: []string{"SCRIPT_NAME=/a.php\n", "PATH_INFO=/b.php/c\n"}},
+		{name: "a longer extension is none", r: php, path: "/a.phpx/b", want: []string{"SCRIPT_NAME=/a.phpx/b\n", "PATH_INFO=unset\n"}},
+		{name: "case matters, as in nginx's regexp", r: php, path: "/a.PHP/b", want: []string{"SCRIPT_NAME=/a.PHP/b\n", "PATH_INFO=unset\n"}},
+		{name: "no extension: the whole path, as before", r: php, path: "/app/page", want: []string{"SCRIPT_NAME=/app/page\n", "PATH_INFO=unset\n", "DOCUMENT_URI=/app/page\n"}},
+		{name: "--index after no split", r: php, path: "/dir/", want: []string{"SCRIPT_NAME=/dir/index.php\n", "PATH_INFO=unset\n"}},
+		{name: "dot-dot cleaned first", r: php, path: "/x/%2e%2e/index.php/y", want: []string{"SCRIPT_NAME=/index.php\n", "PATH_INFO=/y\n"}},
+		{name: "a newline: split all the same, never an empty PATH_INFO (CVE-2019-11043)", r: php, path: "/index.php/PHP_VALUE%0Ax", want: []string{"SCRIPT_NAME=/index.php\n", "PATH_INFO=/PHP_VALUE\nx\n"}},
+		{name: "a second --script-ext", r: two, path: "/cgi/app.cgi/users/7", want: []string{"SCRIPT_NAME=/cgi/app.cgi\n", "PATH_INFO=/users/7\n"}},
+		{name: "the first --script-ext still", r: two, path: "/index.php/z", want: []string{"SCRIPT_NAME=/index.php\n", "PATH_INFO=/z\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := get(t, "GET", "http://"+tt.r.httpAddr()+tt.path, "", nil)
+			if status != 200 {
+				t.Errorf("GET %s through the proxy = %d %q, want 200", tt.path, status, body)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("GET %s through the proxy: body %q, want it to contain %q", tt.path, body, w)
+				}
+			}
+		})
+	}
+}
+
+func TestProxyScriptExtErrors(t *testing.T) {
+	for _, tt := range []struct{ value, want string }{
+		{"php", `--script-ext (CGIRUN_SCRIPT_EXT) "php": want an extension with its dot, such as .php`},
+		{".", `--script-ext (CGIRUN_SCRIPT_EXT) ".": want an extension with its dot`},
+		{"", "--script-ext (CGIRUN_SCRIPT_EXT) is empty: want the extension of the server's scripts, such as .php"},
+	} {
+		args := []string{"proxy", "--to", "unix:/nowhere.sock", "--script-ext", tt.value}
+		code, _, stderr := runCmd(t, nil, args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("run(%q) = %d, stderr %q; want %d and %q", args, code, stderr, exitUsage, tt.want)
+		}
+	}
+}
