@@ -248,12 +248,20 @@ func logRequests(log *slog.Logger, h http.Handler) http.Handler {
 // segment under root that starts with a dot, and, with cred set (--user),
 // be readable by that user by its permission bits. A file with an execute
 // bit is a script, never served as source; a dotfile (.git, .env,
-// .htaccess) is never served either. Either goes to scripts as before: a
-// script runs, anything else is refused there.
+// .htaccess) is never served either, nor a path with a segment ending in
+// one of scriptExt, nor a file that resolves to such a name. Those go to
+// scripts as before: a script runs, anything else is refused there.
 type staticFiles struct {
 	root    string // absolute, symbolic links resolved
 	cred    *syscall.Credential
 	scripts http.Handler
+	// scriptExt are the extensions of the scripts of a FastCGI server
+	// ("cgirun proxy"'s --script-ext): their source is never served.
+	scriptExt []string
+	// scriptIndex, when set, is the script that a directory's path
+	// names when the directory holds it ("cgirun proxy"'s --index): the
+	// path then goes to scripts, before any index.html.
+	scriptIndex string
 }
 
 // staticIndex is the file a directory's path serves.
@@ -261,7 +269,7 @@ const staticIndex = "index.html"
 
 func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
-	if !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 || hasDotSegment(p) {
+	if !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 || hasDotSegment(p) || s.scriptPath(p) {
 		s.scripts.ServeHTTP(w, r) // its 400 or 403, or a script
 		return
 	}
@@ -269,7 +277,10 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, fi := s.open(name)
 	if f != nil && fi.IsDir() {
 		f.Close()
-		f, fi = s.open(filepath.Join(name, staticIndex))
+		f, fi = nil, nil
+		if _, err := os.Lstat(filepath.Join(name, s.scriptIndex)); s.scriptIndex == "" || err != nil {
+			f, fi = s.open(filepath.Join(name, staticIndex))
+		}
 		if f != nil && !strings.HasSuffix(p, "/") {
 			// Relative links in the index resolve from the directory.
 			f.Close()
@@ -312,7 +323,7 @@ func (s *staticFiles) open(name string) (*os.File, os.FileInfo) {
 		real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 		rel, rerr := filepath.Rel(s.root, real)
 		// A path outside the root is "../...": a dot segment too.
-		ok = err == nil && rerr == nil && filepath.IsAbs(real) && (rel == "." || !hasDotSegment("/"+filepath.ToSlash(rel)))
+		ok = err == nil && rerr == nil && filepath.IsAbs(real) && (rel == "." || !hasDotSegment("/"+filepath.ToSlash(rel)) && !s.scriptPath(real))
 	}
 	if ok && s.cred != nil && s.cred.Uid != 0 {
 		st, isStat := fi.Sys().(*syscall.Stat_t)
@@ -327,6 +338,19 @@ func (s *staticFiles) open(name string) (*os.File, os.FileInfo) {
 		return nil, nil
 	}
 	return f, fi
+}
+
+// scriptPath reports whether a segment of the slash-separated path p ends
+// in one of s.scriptExt.
+func (s *staticFiles) scriptPath(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		for _, ext := range s.scriptExt {
+			if strings.HasSuffix(seg, ext) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasDotSegment reports whether a slash-separated path has a segment that

@@ -22,7 +22,7 @@ import (
 // proxyConfig is the configuration of "cgirun proxy".
 type proxyConfig struct {
 	Fastcgi       string        `desc:"--to: the FastCGI server: unix:/path, tcp:host:port or host:port (required)"`
-	Root          string        `desc:"--root: the DOCUMENT_ROOT sent to the server, as the server sees it; default: the current directory"`
+	Root          string        `desc:"--root: the DOCUMENT_ROOT sent to the server, as the server sees it, whose other files are served when it is a directory here too; default: the current directory"`
 	Index         string        `default:"index.php" desc:"--index: the file a path ending in / names; empty: none"`
 	ScriptExt     []string      `split_words:"true" default:".php" desc:"--script-ext: the extensions of the server's scripts: PATH_INFO is split off after one"`
 	HTTP          string        `default:"127.0.0.1:8000" desc:"--addr: the address to listen on, host:port"`
@@ -45,7 +45,18 @@ ends in /) and there is no PATH_INFO. SCRIPT_FILENAME is --root plus
 SCRIPT_NAME and DOCUMENT_ROOT is --root; the other variables are those of
 RFC 3875, with HTTP_AUTHORIZATION and REDIRECT_STATUS=200 as nginx's
 fastcgi_params send them, never HTTP_PROXY. A path holding a NUL byte (%00)
-gets 400 and is not passed on. Responses are flushed to the client as they
+gets 400 and is not passed on.
+
+When --root is a directory on this machine too, the proxy serves its files
+itself, as nginx's "try_files $uri @php" would: a path that names a regular
+file with no execute bit, no segment ending in a --script-ext extension and
+no dotfile gets that file (to GET and HEAD; Content-Type by its extension,
+ranges, If-Modified-Since), checked on the opened file with its symbolic
+links resolved inside --root; a directory's path gets its index.html unless
+the directory holds --index (after a redirect that adds the final slash).
+Everything else goes to the FastCGI server as before: scripts, executables,
+dotfiles, links to them or out of --root, and paths that name no file. A
+script's source is never served. Responses are flushed to the client as they
 come. Each request is logged on stderr, with what the FastCGI server writes
 to its error stream.
 
@@ -63,7 +74,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	envErr := loadEnv(&cfg)
 	fs := newFlagSet("proxy")
 	fs.StringVar(&cfg.Fastcgi, "to", cfg.Fastcgi, "pass requests to the FastCGI server at `ADDR`: unix:/path, tcp:host:port or host:port")
-	fs.StringVar(&cfg.Root, "root", cfg.Root, "send `DIR` as DOCUMENT_ROOT (a path on the FastCGI server's side)")
+	fs.StringVar(&cfg.Root, "root", cfg.Root, "send `DIR` as DOCUMENT_ROOT (a path on the FastCGI server's side), and serve its files that are no scripts")
 	fs.StringVar(&cfg.Index, "index", cfg.Index, "add `FILE` to paths ending in /")
 	fs.Var(&listFlag{list: &cfg.ScriptExt}, "script-ext", "split PATH_INFO off after a segment ending in `EXT`, such as .php (repeatable)")
 	fs.StringVar(&cfg.HTTP, "addr", cfg.HTTP, "listen on `HOST:PORT`")
@@ -124,7 +135,13 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := cfg.HTTPServerConfig.server(logRequests(log, newProxy(network, address, filepath.ToSlash(root), cfg.Index, cfg.ScriptExt, log)), log)
+	var h http.Handler = newProxy(network, address, filepath.ToSlash(root), cfg.Index, cfg.ScriptExt, log)
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		// The files the FastCGI server would not run are served here,
+		// when --root is this machine's directory too.
+		h = &staticFiles{root: real, scripts: h, scriptExt: cfg.ScriptExt, scriptIndex: cfg.Index}
+	}
+	srv := cfg.HTTPServerConfig.server(logRequests(log, h), log)
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)

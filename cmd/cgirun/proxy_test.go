@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -301,5 +302,110 @@ func TestProxyScriptExtErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("run(%q) = %d, stderr %q; want %d and %q", args, code, stderr, exitUsage, tt.want)
 		}
+	}
+}
+
+// TestProxyServesStaticFiles: the files under --root that the FastCGI
+// server would not run (no --script-ext extension, no execute bit, no
+// dotfile) are served by the proxy itself; scripts, a directory holding
+// --index, and paths naming no file go to the FastCGI server as before,
+// and a script's source is never served.
+func TestProxyServesStaticFiles(t *testing.T) {
+	base := t.TempDir()
+	root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+	for name, text := range map[string]string{
+		"index.html":       "<h1>home</h1>\n",
+		"style.css":        "body { color: red }\n",
+		"page.php":         "<?php echo 'SOURCE'; ?>\n",
+		"blog/index.php":   "<?php echo 'SOURCE'; ?>\n",
+		"blog/index.html":  "<h1>stale blog</h1>\n",
+		"docs/index.html":  "<h1>docs</h1>\n",
+		".env":             "SECRET=dotfile\n",
+		"../outside/x.txt": "SECRET=outside\n",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeScript(t, filepath.Join(root, "app.cgi"), "#!/bin/sh\necho SOURCE\n")
+	for name, target := range map[string]string{"link.txt": "page.php", "link-out.txt": filepath.Join(outside, "x.txt")} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := startFastCGI(t, app(nil))
+	r := start(t, nil, "proxy", "--to", "unix:"+sock, "--root", root, "--addr", "127.0.0.1:0")
+	addr := "http://" + r.httpAddr()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	const fastCGI = "method=GET\n" // how the FastCGI application's answers begin
+
+	tests := []struct {
+		name       string
+		path       string
+		header     http.Header
+		wantStatus int
+		wantBody   string   // exactly, when set
+		want       []string // in the body, when wantBody is not set
+		wantHeader map[string]string
+	}{
+		{name: "the root's index.html", path: "/", wantStatus: 200, wantBody: "<h1>home</h1>\n"},
+		{name: "CSS served, not passed on", path: "/style.css", wantStatus: 200, wantBody: "body { color: red }\n", wantHeader: map[string]string{"Content-Type": "text/css; charset=utf-8"}},
+		{name: "Range", path: "/style.css", header: http.Header{"Range": {"bytes=0-3"}}, wantStatus: 206, wantBody: "body"},
+		{name: "a script goes to the server", path: "/page.php", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/page.php\n", "SCRIPT_FILENAME=" + root + "/page.php\n"}},
+		{name: "a script with PATH_INFO", path: "/page.php/a/b.css", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/page.php\n", "PATH_INFO=/a/b.css\n"}},
+		{name: "--index before index.html", path: "/blog/", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/blog/index.php\n"}},
+		{name: "index.html without --index", path: "/docs/", wantStatus: 200, wantBody: "<h1>docs</h1>\n"},
+		{name: "a directory without its slash", path: "/docs", wantStatus: 301, wantHeader: map[string]string{"Location": "/docs/"}},
+		{name: "an executable goes to the server", path: "/app.cgi", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/app.cgi\n"}},
+		{name: "a dotfile goes to the server", path: "/.env", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/.env\n"}},
+		{name: "a link to a script goes to the server", path: "/link.txt", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/link.txt\n"}},
+		{name: "a link out of the root goes to the server", path: "/link-out.txt", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/link-out.txt\n"}},
+		{name: "no file: the server's route, as before", path: "/app/route", wantStatus: 200, want: []string{fastCGI, "SCRIPT_NAME=/app/route\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", addr+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := string(b)
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("GET %s through the proxy = %d %q, want %d", tt.path, resp.StatusCode, body, tt.wantStatus)
+			}
+			if tt.wantBody != "" && body != tt.wantBody {
+				t.Errorf("GET %s through the proxy: body %q, want %q", tt.path, body, tt.wantBody)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("GET %s through the proxy: body %q, want it to contain %q", tt.path, body, w)
+				}
+			}
+			for k, v := range tt.wantHeader {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("GET %s through the proxy: header %s = %q, want %q", tt.path, k, got, v)
+				}
+			}
+			for _, leak := range []string{"SECRET", "SOURCE"} {
+				if strings.Contains(body, leak) {
+					t.Errorf("GET %s through the proxy: body %q leaks %q", tt.path, body, leak)
+				}
+			}
+		})
 	}
 }
