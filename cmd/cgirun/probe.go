@@ -297,8 +297,14 @@ func probeRequest(params map[string]string) []byte {
 // appendRecord appends a record of the probe's request holding content,
 // at most fcgiMaxContent bytes, without padding.
 func appendRecord(b []byte, typ byte, content []byte) []byte {
+	return appendRecordOf(b, typ, probeReqID, content)
+}
+
+// appendRecordOf appends a record of request id (0: a management record)
+// holding content, at most fcgiMaxContent bytes, without padding.
+func appendRecordOf(b []byte, typ byte, id uint16, content []byte) []byte {
 	b = append(b, fcgiVersion, typ)
-	b = binary.BigEndian.AppendUint16(b, probeReqID)
+	b = binary.BigEndian.AppendUint16(b, id)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(content)))
 	b = append(b, 0, 0)
 	return append(b, content...)

@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/yookoala/gofast"
@@ -56,7 +60,12 @@ links resolved inside --root; a directory's path gets its index.html unless
 the directory holds --index (after a redirect that adds the final slash).
 Everything else goes to the FastCGI server as before: scripts, executables,
 dotfiles, links to them or out of --root, and paths that name no file. A
-script's source is never served. Responses are flushed to the client as they
+script's source is never served.
+
+At start it asks the FastCGI server for FCGI_GET_VALUES, which runs no
+script, and logs whether it answered within 5 seconds; if not, a warning
+names ADDR and the error, and the proxy serves all the same (answering 502
+until the server is up), since php-fpm may start after it. Responses are flushed to the client as they
 come. Each request is logged on stderr, with what the FastCGI server writes
 to its error stream.
 
@@ -68,6 +77,18 @@ closed; a header block over --max-header-bytes gets 431.
 
 // proxyDialTimeout bounds connecting to the FastCGI server.
 const proxyDialTimeout = 10 * time.Second
+
+// proxyCheckTimeout bounds the check at start that the FastCGI server
+// answers. A variable, for the tests.
+var proxyCheckTimeout = 5 * time.Second
+
+// Management record types of the start-up check (the FastCGI
+// specification, section 4); probe.go has the request's.
+const (
+	fcgiGetValues       = 9
+	fcgiGetValuesResult = 10
+	fcgiUnknownType     = 11
+)
 
 func (c *cli) proxy(ctx context.Context, args []string) error {
 	var cfg proxyConfig
@@ -135,6 +156,13 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A warning, not a refusal: under systemd, php-fpm may start after
+	// the proxy.
+	if err := checkFastCGI(ctx, network, address, proxyCheckTimeout); err != nil {
+		log.Warn("cgirun: the FastCGI server does not answer; requests get 502 until it does", "to", addr, "err", err)
+	} else {
+		log.Info("cgirun: the FastCGI server answers", "to", addr)
+	}
 	var h http.Handler = newProxy(network, address, filepath.ToSlash(root), cfg.Index, cfg.ScriptExt, log)
 	if real, err := filepath.EvalSymlinks(root); err == nil {
 		// The files the FastCGI server would not run are served here,
@@ -145,6 +173,43 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)
+}
+
+// checkFastCGI asks the FastCGI server at network, address for
+// FCGI_MPXS_CONNS in one FCGI_GET_VALUES record, which runs no script,
+// and returns nil once it answers with FCGI_GET_VALUES_RESULT (or
+// FCGI_UNKNOWN_TYPE: a FastCGI server all the same). The whole exchange
+// ends within timeout or when ctx ends, whatever the server does.
+func checkFastCGI(ctx context.Context, network, address string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	const name = "FCGI_MPXS_CONNS"
+	pair := append(appendPairLen(appendPairLen(nil, len(name)), 0), name...)
+	if _, err := conn.Write(appendRecordOf(nil, fcgiGetValues, 0, pair)); err != nil {
+		return fmt.Errorf("sending FCGI_GET_VALUES: %w", err)
+	}
+	var h [fcgiHeaderLen]byte
+	switch _, err := io.ReadFull(conn, h[:]); {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return errors.New("it closed the connection without answering FCGI_GET_VALUES")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("no answer to FCGI_GET_VALUES within %v", timeout)
+	case err != nil:
+		return fmt.Errorf("reading the answer to FCGI_GET_VALUES: %w", err)
+	case h[0] != fcgiVersion || h[1] != fcgiGetValuesResult && h[1] != fcgiUnknownType:
+		return fmt.Errorf("not a FastCGI answer to FCGI_GET_VALUES: it began %q", h[:])
+	}
+	return nil
 }
 
 // newProxy returns the handler that passes requests to the FastCGI server

@@ -7,13 +7,16 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/fastcgi"
@@ -407,5 +410,81 @@ func TestProxyServesStaticFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProxyChecksServerAtStart: "cgirun proxy" asks the FastCGI server
+// for FCGI_GET_VALUES at start, which runs nothing, and logs whether it
+// answers; one that does not gets a warning naming it and why, and the
+// proxy serves all the same (php-fpm may start after it).
+func TestProxyChecksServerAtStart(t *testing.T) {
+	saved := proxyCheckTimeout
+	t.Cleanup(func() { proxyCheckTimeout = saved })
+	proxyCheckTimeout = 200 * time.Millisecond // for the silent server
+
+	var mu sync.Mutex
+	requests := 0
+	live := startFastCGI(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+	}))
+	hangUp := filepath.Join(socketDir(t), "hangup.sock")
+	l, err := net.Listen("unix", hangUp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			// The record first, so that the close is a plain EOF.
+			var h [8]byte
+			if _, err := io.ReadFull(c, h[:]); err == nil {
+				io.CopyN(io.Discard, c, int64(h[4])<<8|int64(h[5])+int64(h[6]))
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	dead := filepath.Join(socketDir(t), "dead.sock")
+	silent := silentServer(t)
+
+	tests := []struct {
+		name, sock, wantLog string
+	}{
+		{name: "a FastCGI server", sock: live, wantLog: `level=INFO msg="cgirun: the FastCGI server answers" to=unix:\S+/app\.sock\n`},
+		{name: "nothing listening", sock: dead,
+			wantLog: `level=WARN msg="cgirun: the FastCGI server does not answer; requests get 502 until it does" to=unix:\S+/dead\.sock err="dial unix \S+/dead\.sock: connect: no such file or directory"\n`},
+		{name: "a server that hangs up", sock: hangUp,
+			wantLog: `level=WARN msg="cgirun: the FastCGI server does not answer; requests get 502 until it does" to=unix:\S+/hangup\.sock err="it closed the connection without answering FCGI_GET_VALUES"\n`},
+		{name: "a server that never answers", sock: silent,
+			wantLog: `level=WARN msg="cgirun: the FastCGI server does not answer; requests get 502 until it does" to=unix:\S+/silent\.sock err="no answer to FCGI_GET_VALUES within 200ms"\n`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := start(t, nil, "proxy", "--to", "unix:"+tt.sock, "--addr", "127.0.0.1:0")
+			r.httpAddr() // serving all the same
+			logs := r.logs.String()
+			before, _, _ := strings.Cut(logs, `msg="cgirun: serving HTTP"`)
+			if !regexp.MustCompile(tt.wantLog).MatchString(before) {
+				t.Errorf("run(proxy --to %s) logged %q before serving, want a line matching %q", tt.sock, before, tt.wantLog)
+			}
+			if strings.Count(logs, "the FastCGI server") != 1 {
+				t.Errorf("run(proxy --to %s) logged %q, want one line about the FastCGI server", tt.sock, logs)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 0 {
+		t.Errorf("the check ran %d requests on the FastCGI server, want none", requests)
 	}
 }
