@@ -26,7 +26,7 @@ import (
 // proxyConfig is the configuration of "cgirun proxy".
 type proxyConfig struct {
 	Fastcgi       string        `desc:"--to: the FastCGI server: unix:/path, tcp:host:port or host:port (required)"`
-	Root          string        `desc:"--root: the DOCUMENT_ROOT sent to the server, as the server sees it, whose other files are served when it is a directory here too; default: the current directory"`
+	Root          string        `desc:"--root: the DOCUMENT_ROOT sent to the server, as the server sees it, whose other files are served when it is a directory here too; default: the current directory, whose files are not served"`
 	Index         string        `default:"index.php" desc:"--index: the file a path ending in / names; empty: none"`
 	ScriptExt     []string      `split_words:"true" default:".php" desc:"--script-ext: the extensions of the server's scripts: PATH_INFO is split off after one"`
 	HTTP          string        `default:"127.0.0.1:8000" desc:"--addr: the address to listen on, host:port"`
@@ -51,8 +51,8 @@ RFC 3875, with HTTP_AUTHORIZATION and REDIRECT_STATUS=200 as nginx's
 fastcgi_params send them, never HTTP_PROXY. A path holding a NUL byte (%00)
 gets 400 and is not passed on.
 
-When --root is a directory on this machine too, the proxy serves its files
-itself, as nginx's "try_files $uri @php" would: a path that names a regular
+When --root is given and is a directory on this machine too, the proxy
+serves its files itself, as nginx's "try_files $uri @php" would: a path that names a regular
 file with no execute bit, no segment ending in a --script-ext extension and
 no dotfile gets that file (to GET and HEAD; Content-Type by its extension,
 ranges, If-Modified-Since), checked on the opened file with its symbolic
@@ -143,6 +143,9 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 	if err := cfg.HTTPServerConfig.validate(); err != nil {
 		return err
 	}
+	// Files are served only from a --root the operator named: the
+	// current directory, the default, may hold anything.
+	serveFiles := cfg.Root != ""
 	if cfg.Root == "" {
 		cfg.Root = "."
 	}
@@ -164,7 +167,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 		log.Info("cgirun: the FastCGI server answers", "to", addr)
 	}
 	var h http.Handler = newProxy(network, address, filepath.ToSlash(root), cfg.Index, cfg.ScriptExt, log)
-	if real, err := filepath.EvalSymlinks(root); err == nil {
+	if real, err := filepath.EvalSymlinks(root); err == nil && serveFiles {
 		// The files the FastCGI server would not run are served here,
 		// when --root is this machine's directory too.
 		h = &staticFiles{root: real, scripts: h, scriptExt: cfg.ScriptExt, scriptIndex: cfg.Index}

@@ -488,3 +488,24 @@ func TestProxyChecksServerAtStart(t *testing.T) {
 		t.Errorf("the check ran %d requests on the FastCGI server, want none", requests)
 	}
 }
+
+// TestProxyServesNoFilesWithoutRoot: without --root, DOCUMENT_ROOT is the
+// current directory, but its files are not served: it may hold anything
+// (here, this package's sources). Requests go to the FastCGI server, as
+// before static files were served.
+func TestProxyServesNoFilesWithoutRoot(t *testing.T) {
+	if _, err := os.Stat("proxy.go"); err != nil {
+		t.Fatalf("the test runs in the package's directory: %v", err)
+	}
+	sock := startFastCGI(t, app(nil))
+	r := start(t, nil, "proxy", "--to", "unix:"+sock, "--addr", "127.0.0.1:0")
+	resp, err := http.Get("http://" + r.httpAddr() + "/proxy.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !strings.HasPrefix(string(b), "method=GET\n") || strings.Contains(string(b), "package main") {
+		t.Errorf("GET /proxy.go without --root = %d %q, %v; want the FastCGI application's answer, not the file", resp.StatusCode, b, err)
+	}
+}
