@@ -403,6 +403,9 @@ func (c *conn) params(r *request, content []byte) error {
 // refuse answers r with an error status before its handler runs.
 func (c *conn) refuse(r *request, status int, cause error) {
 	c.log().Warn("fastcgi: request refused", "req_id", r.id, "status", status, "err", cause)
+	if status == http.StatusRequestHeaderFieldsTooLarge {
+		c.srv.stats.headersLarge.Add(1)
+	}
 	r.cancel(cause)
 	stream := bridge.AppendError(nil, status, "")
 	c.finish(r, func(b []byte) []byte {

@@ -20,6 +20,7 @@ type request struct {
 	keepConn       bool
 	ctx            context.Context
 	cancel         context.CancelCauseFunc
+	idCtx          idContext // ctx, as the handler gets it: with the request id
 	headerDeadline time.Time
 	stdin          *inStream
 	data           *inStream // FILTER only
@@ -59,6 +60,7 @@ func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
 		stdin:          newInStream(limit),
 		pairs:          newPairDecoder(defaults.Or(s.MaxParamsBytes, DefaultMaxParamsBytes)),
 	}
+	r.idCtx = idContext{Context: ctx, id: id}
 	// nginx's fastcgi_params alone are about 20 variables, with the
 	// request's headers on top.
 	r.breq.Env.Grow(32)
@@ -116,11 +118,36 @@ func (r *request) run() {
 	if s.LogToStderr {
 		r.breq.Log = slog.New(teeHandler{c.log().Handler(), slog.NewTextHandler(r.breq.Stderr, nil)})
 	}
-	err = c.responder.Respond(r.ctx, &r.breq, &outStream{r: r, t: typeStdout})
+	err = c.responder.Respond(&r.idCtx, &r.breq, &outStream{r: r, t: typeStdout})
 	returned = true
 }
 
 var errOverloaded = errors.New("fastcgi: overloaded")
+
+// idContext is a request's context with its id, for RequestID. It is held
+// in the request, so that it costs no allocation.
+type idContext struct {
+	context.Context
+	id uint16
+}
+
+type requestIDKey struct{}
+
+func (c *idContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// RequestID returns the FastCGI request id of the request whose handler
+// got ctx, or a context made from it; ok is false for any other context.
+// Ids are the web server's, unique only among the requests open at once
+// on one connection (nginx always sends 1).
+func RequestID(ctx context.Context) (id uint16, ok bool) {
+	id, ok = ctx.Value(requestIDKey{}).(uint16)
+	return id, ok
+}
 
 // done ends the request after its handler: END_REQUEST after an empty
 // STDOUT, or, when the response was cut short, no END_REQUEST and a closed

@@ -140,6 +140,7 @@ type counters struct {
 	active        atomic.Int64
 	maxActive     atomic.Int64
 	overloaded    atomic.Uint64
+	headersLarge  atomic.Uint64
 	lends         atomic.Uint64 // a serve loop lent its reader to a handler
 }
 
@@ -151,6 +152,7 @@ type Stats struct {
 	Active        int64  // requests being answered now
 	MaxActive     int64  // the most requests answered at once
 	Overloaded    uint64 // requests refused: 503 past MaxRequests, FCGI_OVERLOADED past MaxRequestsPerConn
+	HeadersLarge  uint64 // requests refused with 431: a header block past MaxParamsBytes or MaxConnParamsBytes
 }
 
 // Stats returns the server's counters.
@@ -165,6 +167,7 @@ func (s *Server) Stats() Stats {
 		Active:        s.stats.active.Load(),
 		MaxActive:     s.stats.maxActive.Load(),
 		Overloaded:    s.stats.overloaded.Load(),
+		HeadersLarge:  s.stats.headersLarge.Load(),
 	}
 }
 
