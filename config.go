@@ -23,6 +23,19 @@ import (
 // for that process to serve (see Run); CGIRUN_INHERIT_FDS and
 // CGIRUN_READY_FD are no settings but that upgrade's hand-over (see
 // package upgrade).
+//
+// The status page (CGIRUN_STATUS_PATH, php-fpm's pm.status_path) reports
+// the start time, uptime, pid, version and mode, the connections accepted,
+// open and idle, the requests started, in flight and most at once, the
+// requests answered by status class and by duration (a histogram with
+// Prometheus's default buckets), the requests refused by reason and the
+// slow requests: as php-fpm's "key: value" text, as JSON with ?json, and as
+// OpenMetrics with ?openmetrics or "Accept: application/openmetrics-text"
+// (Prometheus's text format 0.0.4 for an Accept of "text/plain;
+// version=0.0.4"); ?full adds the requests in flight to the text and JSON.
+// The page leaves its own request out of its counts, and
+// CGIRUN_MAX_REQUESTS never refuses it. A CGI program keeps none of these
+// counts.
 type Config struct {
 	CGI              bool          `desc:"serve one CGI request even without GATEWAY_INTERFACE"`
 	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, /path, tcp:host:port or host:port"`
@@ -40,7 +53,7 @@ type Config struct {
 	AccessLogFormat  string        `split_words:"true" default:"slog" desc:"access log lines: slog (key=value or JSON) or combined (raw lines of Apache's format)"`
 	LogXForwardedFor bool          `split_words:"true" desc:"put X-Forwarded-For before the client address in the access log"`
 	SlowlogTimeout   time.Duration `split_words:"true" desc:"log requests that take longer than this; 0: off"`
-	StatusPath       string        `split_words:"true" desc:"path of the status page (text, or JSON with ?json); empty: off"`
+	StatusPath       string        `split_words:"true" desc:"path of the status page: text, JSON with ?json, OpenMetrics with ?openmetrics; ?full lists the requests in flight; empty: off"`
 	PingPath         string        `split_words:"true" desc:"path that answers pong; empty: off"`
 	MaxConns         int           `split_words:"true" desc:"most open connections; 0: no bound"`
 	MaxRequests      int           `split_words:"true" desc:"most requests answered at once, status and ping pages aside; past it 503 with Retry-After; 0: no bound"`

@@ -2,8 +2,6 @@ package cgirun
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,8 +20,9 @@ import (
 // in every mode, and after the status and ping pages, which it never
 // refuses), the access log and the slow-request log. The counts on the
 // status page are the server's own (fastcgi.Server's Stats, or a
-// requestCounter); the monitor counts only slow requests. Its counters are
-// atomics: the hot path takes no lock.
+// requestCounter) and the monitor's: slow requests, and with
+// CGIRUN_STATUS_PATH outside CGI, metrics. Its counters are atomics: the
+// hot path takes no lock but metrics's list of requests in flight.
 type monitor struct {
 	// Immutable once serving.
 	cfg     Config
@@ -31,6 +30,7 @@ type monitor struct {
 	next    http.Handler
 	started time.Time
 	counts  func() counts    // the server's; nil reads as none
+	metrics *metrics         // nil without a status page, and in CGI mode
 	slots   chan struct{}    // CGIRUN_MAX_REQUESTS; nil without a bound
 	queued  func()           // test hook: a request starts waiting for a slot
 	now     func() time.Time // test hook: the access log's clock; nil is time.Now
@@ -40,10 +40,13 @@ type monitor struct {
 
 // counts are a server's counters, as the status page reports them.
 type counts struct {
-	Accepted  uint64 // connections accepted
-	Requests  uint64 // requests started, the status page's own included
-	Active    int64  // requests being answered, the status page's own included
-	MaxActive int64  // the most requests answered at once
+	Accepted     uint64 // connections accepted
+	Open         int64  // connections open
+	Idle         int64  // connections open with no request; -1: not known, Open less Active
+	Requests     uint64 // requests started, the status page's own included
+	Active       int64  // requests being answered, the status page's own included
+	MaxActive    int64  // the most requests answered at once
+	HeadersLarge uint64 // requests refused with 431 before the monitor saw them
 }
 
 // requestCounter counts the requests of a server that does not count them
@@ -67,7 +70,7 @@ func (c *requestCounter) wrap(h http.Handler) http.Handler {
 }
 
 func (c *requestCounter) counts() counts {
-	return counts{Accepted: c.accepted.Load(), Requests: c.requests.Load(), Active: c.active.Load(), MaxActive: c.maxActive.Load()}
+	return counts{Accepted: c.accepted.Load(), Idle: -1, Requests: c.requests.Load(), Active: c.active.Load(), MaxActive: c.maxActive.Load()}
 }
 
 func newMonitor(cfg Config, log *slog.Logger, next http.Handler) *monitor {
@@ -78,33 +81,12 @@ func newMonitor(cfg Config, log *slog.Logger, next http.Handler) *monitor {
 	return m
 }
 
-// status is what the status page reports.
-type status struct {
-	Mode              string  `json:"mode"`
-	UptimeSeconds     float64 `json:"uptime_seconds"`
-	AcceptedConns     uint64  `json:"accepted_conns"`
-	Requests          uint64  `json:"requests"`
-	ActiveRequests    int64   `json:"active_requests"`
-	MaxActiveRequests int64   `json:"max_active_requests"`
-	SlowRequests      uint64  `json:"slow_requests"`
-}
-
-// status is the status page's report, which leaves out the request that
-// asks for it (php-fpm's counts it): a page read on an idle server says
-// that nothing is active.
-func (m *monitor) status(mode string) status {
-	var c counts
-	if m.counts != nil {
-		c = m.counts()
-	}
-	return status{
-		Mode:              mode,
-		UptimeSeconds:     time.Since(m.started).Seconds(),
-		AcceptedConns:     c.Accepted,
-		Requests:          c.Requests - min(c.Requests, 1),
-		ActiveRequests:    c.Active - min(c.Active, 1),
-		MaxActiveRequests: c.MaxActive,
-		SlowRequests:      m.slow.Load(),
+// keepMetrics makes the monitor keep metrics when there is a status page
+// to show them. A server that answers more than one request calls it
+// before serving; a CGI program does not.
+func (m *monitor) keepMetrics() {
+	if m.cfg.StatusPath != "" {
+		m.metrics = newMetrics()
 	}
 }
 
@@ -113,6 +95,9 @@ func (m *monitor) handler(mode string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.cfg.MaxURLLength > 0 && len(r.RequestURI) > m.cfg.MaxURLLength {
 			m.log.Warn("cgirun: request URI too long", "len", len(r.RequestURI), "limit", m.cfg.MaxURLLength, "remote", r.RemoteAddr)
+			if m.metrics != nil {
+				m.metrics.uriTooLong.Add(1)
+			}
 			http.Error(w, "URI Too Long", http.StatusRequestURITooLong)
 			return
 		}
@@ -131,12 +116,19 @@ func (m *monitor) handler(mode string) http.Handler {
 }
 
 func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
-	if !m.cfg.AccessLog && m.cfg.SlowlogTimeout <= 0 {
+	if m.metrics == nil && !m.cfg.AccessLog && m.cfg.SlowlogTimeout <= 0 {
 		m.limit(w, r)
 		return
 	}
-	rec := serve.NewStatusRecorder(w)
 	start := time.Now()
+	var rec *serve.StatusRecorder
+	var t *tracked
+	if m.metrics != nil {
+		t = m.metrics.begin(w, r, start)
+		rec = &t.rec
+	} else {
+		rec = serve.NewStatusRecorder(w)
+	}
 	returned := false
 	defer func() {
 		var p any
@@ -147,6 +139,9 @@ func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 			failed(rec)
 		}
 		d := time.Since(start)
+		if t != nil {
+			m.metrics.end(t, r, d, m.cfg.RequestTimeout)
+		}
 		if m.cfg.SlowlogTimeout > 0 && d >= m.cfg.SlowlogTimeout {
 			m.slow.Add(1)
 			args := []any{"method", r.Method, "uri", r.RequestURI, "status", rec.Status, "duration", d, "remote", r.RemoteAddr}
@@ -216,6 +211,9 @@ func (m *monitor) admit(r *http.Request) bool {
 // refuse answers a request past CGIRUN_MAX_REQUESTS: bridge's plain 503,
 // with Retry-After, as package fastcgi answers one past its MaxRequests.
 func (m *monitor) refuse(w http.ResponseWriter, r *http.Request) {
+	if m.metrics != nil {
+		m.metrics.overLimit.Add(1)
+	}
 	m.log.Warn("cgirun: request refused: CGIRUN_MAX_REQUESTS reached", "limit", m.cfg.MaxRequests, "uri", r.RequestURI, "remote", r.RemoteAddr)
 	if _, err := bridge.NewHTTPOutput(w, 0).Write(bridge.AppendUnavailable(nil, 1)); err != nil {
 		m.log.Warn("cgirun: writing the 503", "uri", r.RequestURI, "err", err)
@@ -350,17 +348,4 @@ func clientIP(remote string) string {
 		return host
 	}
 	return remote
-}
-
-func (m *monitor) serveStatus(w http.ResponseWriter, r *http.Request, mode string) {
-	st := m.status(mode)
-	w.Header().Set("Cache-Control", "no-store")
-	if _, ok := r.URL.Query()["json"]; ok || strings.Contains(r.Header.Get("Accept"), "application/json") {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(st)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "mode:                %s\nuptime seconds:      %s\naccepted conns:      %d\nrequests:            %d\nactive requests:     %d\nmax active requests: %d\nslow requests:       %d\n",
-		st.Mode, strconv.FormatFloat(st.UptimeSeconds, 'f', 0, 64), st.AcceptedConns, st.Requests, st.ActiveRequests, st.MaxActiveRequests, st.SlowRequests)
 }

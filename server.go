@@ -114,6 +114,7 @@ func (s *Server) Listen() error {
 		return s.listenHTTP()
 	}
 	s.mode, s.lns, s.where = ModeFastCGI, set.Listeners, set.Where
+	s.mon.keepMetrics()
 	srv := &fastcgi.Server{
 		Responder:   s.responder(),
 		Logger:      s.log,
@@ -130,7 +131,7 @@ func (s *Server) Listen() error {
 	}
 	s.mon.counts = func() counts {
 		st := srv.Stats()
-		return counts{Accepted: st.AcceptedConns, Requests: st.Requests, Active: st.Active, MaxActive: st.MaxActive}
+		return counts{Accepted: st.AcceptedConns, Open: int64(st.OpenConns), Idle: -1, Requests: st.Requests, Active: st.Active, MaxActive: st.MaxActive, HeadersLarge: st.HeadersLarge}
 	}
 	s.inner = srv
 	return nil
@@ -149,7 +150,12 @@ func (s *Server) listenHTTP() error {
 		}
 		certs = []tls.Certificate{cert}
 	}
+	s.mon.keepMetrics()
 	var count requestCounter
+	var conns *connStates // for the status page's open and idle connections
+	if s.mon.metrics != nil {
+		conns = newConnStates()
+	}
 	// Held as bridge holds it in CGI and FastCGI mode, so that a failing
 	// handler gets the same answer.
 	hr := &bridge.HandlerResponder{Handler: s.mon.handler(string(ModeHTTP)), Logger: s.log, Debug: cfg.Debug}
@@ -166,14 +172,24 @@ func (s *Server) listenHTTP() error {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return s.baseContext() },
-		ConnState: func(_ net.Conn, st http.ConnState) {
+		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				count.accepted.Add(1)
+			}
+			if conns != nil {
+				conns.set(c, st)
 			}
 		},
 	}
 	srv.SetKeepAlivesEnabled(cfg.Keepalive)
 	s.mon.counts = count.counts
+	if conns != nil {
+		s.mon.counts = func() counts {
+			n := count.counts()
+			n.Open, n.Idle = conns.counts()
+			return n
+		}
+	}
 	l, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("cgirun: CGIRUN_HTTP: %w", err)

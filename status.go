@@ -1,0 +1,245 @@
+package cgirun
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cgirun/cgirun/internal/buildinfo"
+	"github.com/cgirun/cgirun/internal/status"
+)
+
+// statusReport is what the status page reports (CGIRUN_STATUS_PATH), the
+// JSON form's fields named as php-fpm's are where it has them. It leaves
+// out the request that asks for it: a page read on an idle server says
+// that nothing is active.
+type statusReport struct {
+	Mode              string  `json:"mode"`
+	StartTime         int64   `json:"start_time"` // Unix seconds
+	UptimeSeconds     float64 `json:"uptime_seconds"`
+	PID               int     `json:"pid"`
+	Version           string  `json:"version"`
+	AcceptedConns     uint64  `json:"accepted_conns"`
+	OpenConns         int64   `json:"open_conns"`
+	IdleConns         int64   `json:"idle_conns"`
+	Requests          uint64  `json:"requests"`
+	ActiveRequests    int64   `json:"active_requests"`
+	MaxActiveRequests int64   `json:"max_active_requests"`
+	SlowRequests      uint64  `json:"slow_requests"`
+	// Responses counts the requests the handler answered (and the 503s
+	// past CGIRUN_MAX_REQUESTS) by status class, "1xx" to "5xx".
+	Responses map[string]uint64 `json:"responses"`
+	// Rejected counts the requests refused, by reason: max_requests
+	// (503), uri_too_long (414), header_too_large (431, FastCGI) and
+	// timeout (503 past CGIRUN_REQUEST_TIMEOUT).
+	Rejected        map[string]uint64 `json:"rejected"`
+	RequestDuration durationReport    `json:"request_duration_seconds"`
+	// InFlight lists the requests in flight, with ?full.
+	InFlight []inFlightRequest `json:"requests_in_flight,omitempty"`
+
+	started   time.Time
+	durations status.HistogramSnapshot
+}
+
+// durationReport is the request-duration histogram in JSON: cumulative
+// counts by upper bound in seconds, as Prometheus's buckets.
+type durationReport struct {
+	Buckets []durationBucket `json:"buckets"`
+	Sum     float64          `json:"sum"`
+	Count   uint64           `json:"count"`
+}
+
+type durationBucket struct {
+	LE    float64 `json:"le"`
+	Count uint64  `json:"count"`
+}
+
+// statusClasses name the status classes in the order of metrics.classes.
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// rejectReasons name the reasons of Rejected, in the order they are
+// written.
+var rejectReasons = [...]string{"max_requests", "uri_too_long", "header_too_large", "timeout"}
+
+// status is the status page's report; full adds the requests in flight.
+func (m *monitor) status(mode string, full bool) statusReport {
+	var c counts
+	if m.counts != nil {
+		c = m.counts()
+	}
+	now := time.Now()
+	st := statusReport{
+		Mode:              mode,
+		StartTime:         m.started.Unix(),
+		UptimeSeconds:     now.Sub(m.started).Seconds(),
+		PID:               os.Getpid(),
+		Version:           buildinfo.Version(),
+		AcceptedConns:     c.Accepted,
+		OpenConns:         c.Open,
+		Requests:          c.Requests - min(c.Requests, 1),
+		ActiveRequests:    c.Active - min(c.Active, 1),
+		MaxActiveRequests: c.MaxActive,
+		SlowRequests:      m.slow.Load(),
+		Responses:         make(map[string]uint64, len(statusClasses)),
+		Rejected:          map[string]uint64{"header_too_large": c.HeadersLarge},
+		started:           m.started,
+	}
+	// The request asking is on one of the open connections.
+	st.IdleConns = max(0, c.Open-c.Active)
+	if c.Idle >= 0 {
+		st.IdleConns = c.Idle
+	}
+	for _, class := range statusClasses {
+		st.Responses[class] = 0
+	}
+	st.Rejected["max_requests"], st.Rejected["uri_too_long"], st.Rejected["timeout"] = 0, 0, 0
+	if mt := m.metrics; mt != nil {
+		for i, class := range statusClasses {
+			st.Responses[class] = mt.classes[i].Load()
+		}
+		st.Rejected["max_requests"] = mt.overLimit.Load()
+		st.Rejected["uri_too_long"] = mt.uriTooLong.Load()
+		st.Rejected["timeout"] = mt.timeouts.Load()
+		st.durations = mt.durations.Snapshot()
+		if full {
+			st.InFlight = mt.requests(now)
+		}
+	}
+	st.RequestDuration = durationReport{Buckets: make([]durationBucket, len(status.Buckets)), Sum: st.durations.Sum, Count: st.durations.Count}
+	for i, le := range status.Buckets {
+		st.RequestDuration.Buckets[i] = durationBucket{LE: le, Count: st.durations.Cumulative[i]}
+	}
+	return st
+}
+
+// statusFormat is one of the status page's formats.
+type statusFormat int
+
+const (
+	formatText        statusFormat = iota // php-fpm's "key: value" lines
+	formatJSON                            // ?json, Accept: application/json
+	formatOpenMetrics                     // ?openmetrics, Accept: application/openmetrics-text
+	formatPrometheus                      // Accept: text/plain; version=0.0.4
+)
+
+// statusFormatOf tells the format r asks for: a query parameter first
+// (?json, ?openmetrics, as php-fpm's), then its Accept header, where
+// OpenMetrics comes before JSON, and Prometheus's text format before
+// php-fpm's text.
+func statusFormatOf(r *http.Request) statusFormat {
+	q := r.URL.Query()
+	accept := r.Header.Get("Accept")
+	switch {
+	case q.Has("json"):
+		return formatJSON
+	case q.Has("openmetrics"):
+		return formatOpenMetrics
+	case strings.Contains(accept, "application/openmetrics-text"):
+		return formatOpenMetrics
+	case strings.Contains(accept, "application/json"):
+		return formatJSON
+	case strings.Contains(accept, "text/plain") && strings.Contains(strings.ReplaceAll(accept, " ", ""), "version=0.0.4"):
+		return formatPrometheus
+	}
+	return formatText
+}
+
+func (m *monitor) serveStatus(w http.ResponseWriter, r *http.Request, mode string) {
+	format := statusFormatOf(r)
+	st := m.status(mode, r.URL.Query().Has("full") && (format == formatText || format == formatJSON))
+	w.Header().Set("Cache-Control", "no-store")
+	var b []byte
+	switch format {
+	case formatJSON:
+		w.Header().Set("Content-Type", "application/json")
+		b, _ = json.Marshal(st) // of maps with string keys, numbers and strings: it cannot fail
+		b = append(b, '\n')
+	case formatOpenMetrics, formatPrometheus:
+		e := status.Exposition{OpenMetrics: format == formatOpenMetrics}
+		w.Header().Set("Content-Type", status.ContentTypeText)
+		if e.OpenMetrics {
+			w.Header().Set("Content-Type", status.ContentTypeOpenMetrics)
+		}
+		st.exposition(&e)
+		b = e.B
+	default:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		b = st.text()
+	}
+	if _, err := w.Write(b); err != nil {
+		m.log.Warn("cgirun: writing the status page", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+// text writes st as php-fpm's status page does: "key: value" lines and,
+// with ?full, a block for each request in flight after a line of stars.
+func (st *statusReport) text() []byte {
+	t := status.Text{B: make([]byte, 0, 2048)}
+	t.Line("mode", st.Mode)
+	t.Line("start time", st.started.Format("02/Jan/2006:15:04:05 -0700"))
+	t.Line("uptime seconds", strconv.FormatFloat(st.UptimeSeconds, 'f', 0, 64))
+	t.Int("pid", int64(st.PID))
+	t.Line("version", st.Version)
+	t.Uint("accepted conns", st.AcceptedConns)
+	t.Int("open conns", st.OpenConns)
+	t.Int("idle conns", st.IdleConns)
+	t.Uint("requests", st.Requests)
+	t.Int("active requests", st.ActiveRequests)
+	t.Int("max active requests", st.MaxActiveRequests)
+	t.Uint("slow requests", st.SlowRequests)
+	for _, class := range statusClasses {
+		t.Uint("responses "+class, st.Responses[class])
+	}
+	for _, reason := range rejectReasons {
+		t.Uint("rejected "+strings.ReplaceAll(reason, "_", " "), st.Rejected[reason])
+	}
+	for i, le := range status.Buckets {
+		t.Uint("duration <= "+status.FormatBound(le)+"s", st.durations.Cumulative[i])
+	}
+	t.Uint("duration count", st.durations.Count)
+	t.Seconds("duration sum seconds", st.durations.Sum)
+	for _, req := range st.InFlight {
+		t.B = append(t.B, "\n************************\n"...)
+		if req.FastCGIRequestID != nil {
+			t.Uint("fastcgi request id", uint64(*req.FastCGIRequestID))
+		}
+		t.Line("request method", req.Method)
+		t.Line("request URI", req.URI)
+		t.Seconds("duration seconds", req.DurationSeconds)
+		t.Line("remote address", req.Remote)
+	}
+	return t.B
+}
+
+// exposition writes st in Prometheus's or OpenMetrics's text format, the
+// metric names prefixed cgirun_.
+func (st *statusReport) exposition(e *status.Exposition) {
+	e.Gauge("cgirun_build_info", "The server's version and mode; always 1.", 1,
+		status.Label{Name: "version", Value: st.Version}, status.Label{Name: "mode", Value: st.Mode})
+	e.Gauge("cgirun_start_time_seconds", "When the server started, in seconds since the Unix epoch.", float64(st.started.UnixMilli())/1e3)
+	e.Gauge("cgirun_uptime_seconds", "How long the server has run.", st.UptimeSeconds)
+	e.Counter("cgirun_connections_accepted", "Connections accepted.", nil, st.AcceptedConns)
+	e.Gauge("cgirun_connections_open", "Connections open.", float64(st.OpenConns))
+	e.Gauge("cgirun_connections_idle", "Connections open with no request in flight.", float64(st.IdleConns))
+	e.Counter("cgirun_requests", "Requests started, the status page's earlier reads included.", nil, st.Requests)
+	e.Gauge("cgirun_requests_active", "Requests in flight, the status page's read left out.", float64(st.ActiveRequests))
+	e.Gauge("cgirun_requests_active_max", "The most requests in flight at once since start.", float64(st.MaxActiveRequests))
+	e.Counter("cgirun_requests_slow", "Requests that took longer than CGIRUN_SLOWLOG_TIMEOUT.", nil, st.SlowRequests)
+	labels := make([][]status.Label, len(statusClasses))
+	values := make([]uint64, len(statusClasses))
+	for i, class := range statusClasses {
+		labels[i], values[i] = []status.Label{{Name: "class", Value: class}}, st.Responses[class]
+	}
+	e.Counter("cgirun_responses", "Requests the handler answered (and 503s past CGIRUN_MAX_REQUESTS), by status class.", labels, values...)
+	labels = make([][]status.Label, len(rejectReasons))
+	values = make([]uint64, len(rejectReasons))
+	for i, reason := range rejectReasons {
+		labels[i], values[i] = []status.Label{{Name: "reason", Value: reason}}, st.Rejected[reason]
+	}
+	e.Counter("cgirun_requests_rejected", "Requests refused, by reason.", labels, values...)
+	e.Histogram("cgirun_request_duration_seconds", "How long the requests the handler answered took.", st.durations)
+	e.End()
+}
