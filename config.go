@@ -36,6 +36,15 @@ import (
 // The page leaves its own request out of its counts, and
 // CGIRUN_MAX_REQUESTS never refuses it. A CGI program keeps none of these
 // counts.
+//
+// The slow log (CGIRUN_SLOWLOG_TIMEOUT, php-fpm's request_slowlog_timeout)
+// writes a warning, "cgirun: slow request running", when a request has run
+// that long and still runs: its method, URI, duration so far, remote
+// address and the stacks of its goroutines, the handler's and those it
+// started (they carry the pprof label cgirun_request), at most 16 KiB of
+// them. When the request ends, "cgirun: slow request" gives its status
+// and whole duration. Each request then has one timer; without the slow
+// log, none.
 type Config struct {
 	CGI              bool          `desc:"serve one CGI request even without GATEWAY_INTERFACE"`
 	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, /path, tcp:host:port or host:port"`
@@ -52,7 +61,7 @@ type Config struct {
 	AccessLog        bool          `split_words:"true" desc:"log every request"`
 	AccessLogFormat  string        `split_words:"true" default:"slog" desc:"access log lines: slog (key=value or JSON) or combined (raw lines of Apache's format)"`
 	LogXForwardedFor bool          `split_words:"true" desc:"put X-Forwarded-For before the client address in the access log"`
-	SlowlogTimeout   time.Duration `split_words:"true" desc:"log requests that take longer than this; 0: off"`
+	SlowlogTimeout   time.Duration `split_words:"true" desc:"log a request still running after this, with its goroutines' stacks, and again when it ends; 0: off"`
 	StatusPath       string        `split_words:"true" desc:"path of the status page: text, JSON with ?json, OpenMetrics with ?openmetrics; ?full lists the requests in flight; empty: off"`
 	PingPath         string        `split_words:"true" desc:"path that answers pong; empty: off"`
 	MaxConns         int           `split_words:"true" desc:"most open connections; 0: no bound"`

@@ -129,6 +129,10 @@ func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		rec = serve.NewStatusRecorder(w)
 	}
+	var watch *slowWatch
+	if m.cfg.SlowlogTimeout > 0 {
+		watch = m.watch(r, start)
+	}
 	returned := false
 	defer func() {
 		var p any
@@ -142,13 +146,8 @@ func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 		if t != nil {
 			m.metrics.end(t, r, d, m.cfg.RequestTimeout)
 		}
-		if m.cfg.SlowlogTimeout > 0 && d >= m.cfg.SlowlogTimeout {
-			m.slow.Add(1)
-			args := []any{"method", r.Method, "uri", r.RequestURI, "status", rec.Status, "duration", d, "remote", r.RemoteAddr}
-			if rec.Cut {
-				args = append(args, "cut", true)
-			}
-			m.log.Warn("cgirun: slow request", args...)
+		if watch != nil {
+			m.slowEnd(watch, r, rec, d)
 		}
 		if m.cfg.AccessLog {
 			m.access(r, rec, start, d)
@@ -157,7 +156,11 @@ func (m *monitor) serve(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
-	m.limit(rec, r)
+	if watch != nil {
+		watch.run(r.Context(), func() { m.limit(rec, r) })
+	} else {
+		m.limit(rec, r)
+	}
 	returned = true
 }
 

@@ -52,8 +52,7 @@ func startStatusServer(t *testing.T, mode Mode, env map[string]string) *statusSe
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/hold":
-			ss.held <- struct{}{}
-			<-ss.release
+			ss.hold()
 		case r.URL.Path == "/wait":
 			<-r.Context().Done()
 			return
@@ -75,6 +74,20 @@ func startStatusServer(t *testing.T, mode Mode, env map[string]string) *statusSe
 		<-served
 	})
 	return ss
+}
+
+// hold is the handler of /hold: it and a goroutine it starts wait for
+// the test's release.
+func (ss *statusServer) hold() {
+	done := make(chan struct{})
+	go awaitRelease(ss.release, done)
+	ss.held <- struct{}{}
+	<-done
+}
+
+func awaitRelease(release <-chan struct{}, done chan<- struct{}) {
+	<-release
+	close(done)
 }
 
 // get asks for target with the header's fields, over HTTP or FastCGI.
