@@ -183,7 +183,7 @@ func formatFloat(v float64) string {
 	case math.IsNaN(v):
 		return "NaN"
 	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // Text appends php-fpm's status lines, "key: value", the values starting
@@ -211,8 +211,8 @@ func (t *Text) Uint(key string, v uint64) { t.Line(key, strconv.FormatUint(v, 10
 // Int appends a line with a signed count.
 func (t *Text) Int(key string, v int64) { t.Line(key, strconv.FormatInt(v, 10)) }
 
-// Seconds appends a line with a duration in seconds, to the millisecond.
-func (t *Text) Seconds(key string, v float64) { t.Line(key, strconv.FormatFloat(v, 'f', 3, 64)) }
+// Seconds appends a line with a duration in seconds, to the microsecond.
+func (t *Text) Seconds(key string, v float64) { t.Line(key, strconv.FormatFloat(v, 'f', 6, 64)) }
 
 // FormatBound is how a bucket's bound is written in every format: "0.005",
 // "1", "2.5".

@@ -26,7 +26,7 @@ func TestText(t *testing.T) {
 	x.Uint("requests", 3)
 	x.Line("rejected header too large", "0")
 	x.Seconds("duration sum seconds", 1.5)
-	want := "requests:            3\nrejected header too large: 0\nduration sum seconds: 1.500\n"
+	want := "requests:            3\nrejected header too large: 0\nduration sum seconds: 1.500000\n"
 	if string(x.B) != want {
 		t.Errorf("Text = %q, want %q", x.B, want)
 	}
