@@ -116,6 +116,7 @@ func TestREADMEShowsTheSnippets(t *testing.T) {
 		{"nginx-upstream.conf", "nginx"},
 		{"nginx-fastcgi.conf", "nginx"},
 		{"nginx-cgi-bin.conf", "nginx"},
+		{"nginx-status.conf", "nginx"},
 	} {
 		snippet, err := os.ReadFile(filepath.Join(root, "examples/deploy", tt.file))
 		if err != nil {
