@@ -29,10 +29,6 @@ import (
 // scriptFile.command); start closes that descriptor.
 func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
 	defer script.close()
-	prog, argv, err := script.command()
-	if err != nil {
-		return nil, nil, err
-	}
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
 	var fds [3]int // the child's stdin, stdout, stderr
@@ -62,6 +58,15 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 		return nil, nil, err
 	}
 	fds[1], fds[2] = outW, errW
+	if err := script.clearOfForkFDs(max(fds[0], fds[1], fds[2])); err != nil {
+		closeFDs(stdinW, pipeEnd(fds[0], body), outR, outW, errR, errW)
+		return nil, nil, err
+	}
+	prog, argv, err := script.command()
+	if err != nil {
+		closeFDs(stdinW, pipeEnd(fds[0], body), outR, outW, errR, errW)
+		return nil, nil, err
+	}
 	env, dropped := e.childEnv(&req.Env)
 	if dropped != nil {
 		log.Debug("cgi: request variables kept from the script", "names", dropped)
@@ -238,4 +243,25 @@ func copyStdin(s *stdinPipe, body io.Reader) {
 		}
 	}
 	s.close()
+}
+
+// clearOfForkFDs moves the script's descriptor, which the child execs
+// through /proc/self/fd, out of the numbers that syscall.StartProcess
+// gives its own descriptors in the child: the child's Files go to 0, 1
+// and 2, and the fork moves its error pipe (and any File numbered below
+// its index) to the numbers right above the highest File, maxFile, over
+// whatever the child held there. A script descriptor there would be
+// replaced by that pipe before the exec (EACCES: not a regular file).
+func (s *scriptFile) clearOfForkFDs(maxFile int) error {
+	const used = 4 // the error pipe, and at most the three Files
+	if s.fd < 0 || s.fd <= maxFile || s.fd > maxFile+used {
+		return nil
+	}
+	fd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(s.fd), syscall.F_DUPFD_CLOEXEC, uintptr(maxFile+used+1))
+	if errno != 0 {
+		return os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", errno)
+	}
+	syscall.Close(s.fd)
+	s.fd = int(fd)
+	return nil
 }
