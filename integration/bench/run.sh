@@ -373,7 +373,7 @@ fi
 scenario runc "hello-c via \`cgirun fcgi -c $CONNS\`" /hello-c \
 	"$RUNNER
             fastcgi_pass unix:$S/runc.sock;"
-scenario rundef "hello-c via \`cgirun fcgi\` (default -c 0: unbounded)" /hello-c \
+scenario rundef "hello-c via \`cgirun fcgi\` (default -c: 16 per CPU)" /hello-c \
 	"$RUNNER
             fastcgi_pass unix:$S/rundef.sock;"
 if [[ -n $have_fcgiwrap ]]; then
