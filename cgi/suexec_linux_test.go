@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cgirun/cgirun/internal/testenv"
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // suexecRoot makes a root that nobody can reach, and returns it with
@@ -94,7 +95,7 @@ func TestExecutorSuexecChecks(t *testing.T) {
 			if resp, _, _ := respondScript(t, strict, cgiEnv(root, tt.script), nil); resp.Status != 403 {
 				t.Errorf("%s as nobody answered %d, want 403", tt.script, resp.Status)
 			}
-			if line := logLine(logs.String(), tt.script, tt.reason); line == "" {
+			if line := testlog.Line(logs.String(), tt.script, tt.reason); line == "" {
 				t.Errorf("no log line names %s and %q:\n%s", tt.script, tt.reason, logs)
 			}
 			relaxed, rlogs := newExecutor(t, root, func(e *Executor) { e.Credential = nobody; tt.relax(e) })
@@ -108,26 +109,12 @@ func TestExecutorSuexecChecks(t *testing.T) {
 	}
 	// StrictScripts without Credential: the target user is the runner's.
 	selfStrict, slogs := newExecutor(t, root, func(e *Executor) { e.StrictScripts = true })
-	if resp, _, _ := respondScript(t, selfStrict, cgiEnv(root, "ok.sh"), nil); resp.Status != 403 || logLine(slogs.String(), "not by uid 0") == "" {
+	if resp, _, _ := respondScript(t, selfStrict, cgiEnv(root, "ok.sh"), nil); resp.Status != 403 || testlog.Line(slogs.String(), "not by uid 0") == "" {
 		t.Errorf("ok.sh, owned by nobody, under StrictScripts as root answered %d\n%s", resp.Status, slogs)
 	}
 	if resp, body, _ := respondScript(t, selfStrict, cgiEnv(root, "other.sh"), nil); resp.Status != 200 || body != "ran" {
 		t.Errorf("other.sh, owned by root, under StrictScripts as root answered %d %q\n%s", resp.Status, body, slogs)
 	}
-}
-
-// logLine returns the first line of log holding all of parts, or "".
-func logLine(log string, parts ...string) string {
-	for _, line := range strings.Split(log, "\n") {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return line
-		}
-	}
-	return ""
 }
 
 // TestExecutorNoNewPrivs: a script run as nobody execs a setuid-root copy

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // TestAttackLifeChildrenDefault: `cgirun fcgi` started without -c runs at
@@ -62,7 +64,7 @@ func TestAttackLifeChildrenDefault(t *testing.T) {
 	if n := count(); n != bound {
 		t.Errorf("%d scripts ran at once, want %d", n, bound)
 	}
-	if runnerLogLine(runner.Output(), "no free slot for a script", fmt.Sprintf("max_children=%d", bound)) == "" {
+	if testlog.Line(runner.Output(), "no free slot for a script", fmt.Sprintf("max_children=%d", bound)) == "" {
 		t.Errorf("no log line for the request past the bound:\n%s", runner.Output())
 	}
 	if err := os.WriteFile(release, nil, 0o644); err != nil {

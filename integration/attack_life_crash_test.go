@@ -7,6 +7,8 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // lifeCrashScripts fail after their header block went out: the client
@@ -72,10 +74,10 @@ func TestAttackLifeCrashAfterHeader(t *testing.T) {
 				if err == nil {
 					t.Errorf("GET %s = %d %q, read to its end; want an error: the script failed after its header block", tt.script, resp.StatusCode, b)
 				}
-				if runnerLogLine(f.log(), "failed after its header block", tt.script, tt.status) == "" {
+				if testlog.Line(f.log(), "failed after its header block", tt.script, tt.status) == "" {
 					t.Errorf("no log line naming %s and %q:\n%s", tt.script, tt.status, f.log())
 				}
-				if f.webLog != nil && runnerLogLine(f.webLog(), "upstream prematurely closed", tt.script) == "" {
+				if f.webLog != nil && testlog.Line(f.webLog(), "upstream prematurely closed", tt.script) == "" {
 					t.Errorf("nginx logged no cut for %s:\n%s", tt.script, f.webLog())
 				}
 			})

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // Bounds of the runner fault tests. The "strict" runner ends scripts after
@@ -344,7 +346,7 @@ func TestRunnerFaults(t *testing.T) {
 			}
 			return nil
 		})
-		if runnerLogLine(rig.patient.Output(), "closing connection: response cut short", "processes the script left held its stdout") == "" {
+		if testlog.Line(rig.patient.Output(), "closing connection: response cut short", "processes the script left held its stdout") == "" {
 			t.Errorf("no log line about the processes left holding stdout\n%s", rig.patient.Output())
 		}
 	})
@@ -383,7 +385,7 @@ func TestRunnerFaults(t *testing.T) {
 	})
 	t.Run("1 GiB of stderr", func(t *testing.T) {
 		check(t, "runner: a script writes 1 GiB to stderr", "patient", "flood.sh", 1, status(200, "flooded\n"))
-		if runnerLogLine(rig.patient.Output(), "dropped_bytes=") == "" {
+		if testlog.Line(rig.patient.Output(), "dropped_bytes=") == "" {
 			t.Errorf("no log line about the stderr dropped")
 		}
 	})

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cgirun/cgirun/internal/testlog"
 )
 
 // The two FastCGI back ends of the runner tests, side by side behind one
@@ -287,20 +289,6 @@ func runnerReadPID(t *testing.T, file string, logs func() string) int {
 	return pid
 }
 
-// runnerLogLine returns the first line of log holding all of parts, or "".
-func runnerLogLine(log string, parts ...string) string {
-	for _, line := range strings.Split(log, "\n") {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return line
-		}
-	}
-	return ""
-}
-
 // TestRunnerBehindNginx puts `cgirun fcgi` and fcgiwrap side by side
 // behind one nginx, serving the same root, and sends each row's request to
 // both. Where fcgiwrap answers right, the runner must answer the same;
@@ -408,7 +396,7 @@ func TestRunnerBehindNginx(t *testing.T) {
 				if a.elapsed >= runnerReadTimeout {
 					t.Errorf("%s: 504 after %v, want it before nginx's fastcgi_read_timeout %v\n%s", impl, a.elapsed, runnerReadTimeout, rig.Logs())
 				}
-				if line := runnerLogLine(rig.runner.Output(), "timed out", filepath.Join(rig.Root, "sleep.sh")); line == "" {
+				if line := testlog.Line(rig.runner.Output(), "timed out", filepath.Join(rig.Root, "sleep.sh")); line == "" {
 					t.Errorf("%s: no log line saying sleep.sh timed out\n%s", impl, rig.Logs())
 				} else {
 					t.Logf("%s: logged %s", impl, line)
@@ -436,7 +424,7 @@ func TestRunnerBehindNginx(t *testing.T) {
 				}
 				want(t, impl, a, http.StatusBadGateway, "502 Bad Gateway\n")
 				script := filepath.Join(rig.Root, "die.sh")
-				if line := runnerLogLine(rig.runner.Output(), script, "exit status 3"); line == "" {
+				if line := testlog.Line(rig.runner.Output(), script, "exit status 3"); line == "" {
 					t.Errorf("%s: no log line naming %s and \"exit status 3\"\n%s", impl, script, rig.Logs())
 				} else {
 					t.Logf("%s: logged %s", impl, line)
@@ -471,7 +459,7 @@ func TestRunnerBehindNginx(t *testing.T) {
 				if ran {
 					t.Errorf("%s: evil.sh ran (marker %s exists)\n%s", impl, marker, rig.Logs())
 				}
-				if line := runnerLogLine(rig.runner.Output(), "outside the roots"); line == "" {
+				if line := testlog.Line(rig.runner.Output(), "outside the roots"); line == "" {
 					t.Errorf("%s: no log line saying the script is outside the roots\n%s", impl, rig.Logs())
 				} else {
 					t.Logf("%s: logged %s", impl, line)

@@ -111,23 +111,7 @@ func TestHTTPServesStaticFiles(t *testing.T) {
 			if method == "" {
 				method = "GET"
 			}
-			req, err := http.NewRequest(method, base+tt.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tt.header {
-				req.Header[k] = v
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := string(b)
+			resp, body := do(t, client, method, base+tt.path, tt.header)
 			if resp.StatusCode != tt.wantStatus {
 				t.Errorf("%s %s = %d %q, want %d", method, tt.path, resp.StatusCode, body, tt.wantStatus)
 			}
@@ -247,4 +231,27 @@ func TestHTTPStaticAsUser(t *testing.T) {
 	if status, _, body := get(t, "GET", base+"/private.txt", "", nil); status != 403 || strings.Contains(body, "private.txt\n") {
 		t.Errorf("GET /private.txt (root's, 0600) as nobody = %d %q, want 403", status, body)
 	}
+}
+
+// do sends a request with header through client and returns the answer
+// and its whole body; a transport error fails the test.
+func do(t *testing.T, client *http.Client, method, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
 }

@@ -371,23 +371,7 @@ func TestProxyServesStaticFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequest("GET", addr+tt.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tt.header {
-				req.Header[k] = v
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body := string(b)
+			resp, body := do(t, client, "GET", addr+tt.path, tt.header)
 			if resp.StatusCode != tt.wantStatus {
 				t.Errorf("GET %s through the proxy = %d %q, want %d", tt.path, resp.StatusCode, body, tt.wantStatus)
 			}

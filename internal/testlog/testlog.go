@@ -60,3 +60,17 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// Line returns the first line of log holding all of parts, or "".
+func Line(log string, parts ...string) string {
+	for line := range strings.SplitSeq(log, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return line
+		}
+	}
+	return ""
+}
