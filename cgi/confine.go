@@ -119,11 +119,11 @@ func (e *Executor) suexec(s *scriptFile) string {
 	}
 	switch {
 	case !e.AllowSetID && s.mode&(fs.ModeSetuid|fs.ModeSetgid) != 0:
-		return fmt.Sprintf("is setuid or setgid (mode %v); AllowSetID lets it run", s.mode)
+		return fmt.Sprintf("is setuid or setgid (mode %v); AllowSetID (the runner's --unsafe-scripts setid) lets it run", s.mode)
 	case !e.AllowWritable && s.mode.Perm()&0o022 != 0:
-		return fmt.Sprintf("is writable by group or others (mode %v); AllowWritable lets it run", s.mode.Perm())
+		return fmt.Sprintf("is writable by group or others (mode %v); AllowWritable (the runner's --unsafe-scripts writable) lets it run", s.mode.Perm())
 	case !e.AllowAnyOwner && s.uid != uid:
-		return fmt.Sprintf("is owned by uid %d, not by uid %d that runs it; AllowAnyOwner lets it run", s.uid, uid)
+		return fmt.Sprintf("is owned by uid %d, not by uid %d that runs it; AllowAnyOwner (the runner's --unsafe-scripts owner) lets it run", s.uid, uid)
 	}
 	if !e.AllowWritable {
 		dir := filepath.Dir(s.path)
@@ -132,7 +132,7 @@ func (e *Executor) suexec(s *scriptFile) string {
 			return fmt.Sprintf("has a directory that cannot be checked: %v", err)
 		}
 		if st.Mode&0o022 != 0 {
-			return fmt.Sprintf("is in %s, writable by group or others (mode %v); AllowWritable lets it run", dir, fs.FileMode(st.Mode&0o777))
+			return fmt.Sprintf("is in %s, writable by group or others (mode %v); AllowWritable (the runner's --unsafe-scripts writable) lets it run", dir, fs.FileMode(st.Mode&0o777))
 		}
 	}
 	return ""
