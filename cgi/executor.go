@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,6 +180,8 @@ type Executor struct {
 	// StrictScripts: a script may then gain privileges through a setuid
 	// or setgid program, or file capabilities.
 	AllowPrivilegeGain bool
+	// Limits are the resource limits of each script; none by default.
+	Limits Limits
 	// Logger receives the log lines; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -248,6 +251,9 @@ func (e *Executor) init() error {
 		if err := proc.BecomeSubreaper(); err != nil {
 			return fmt.Errorf("cgi: EndOrphans: %w", err)
 		}
+	}
+	if e.Limits.set() && runtime.GOOS != "linux" {
+		return errors.New("cgi: per-script Limits need Linux")
 	}
 	if e.MaxChildren > 0 {
 		e.slots = make(chan struct{}, e.MaxChildren)

@@ -24,12 +24,30 @@ type spawnJob struct {
 // as they are. It is started on first use and lives as long as the
 // process.
 var noNewPrivsThread = sync.OnceValues(func() (chan<- spawnJob, error) {
+	return spawnThread(func() error {
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0, 0, 0, 0); errno != 0 {
+			return os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
+		}
+		return nil
+	})
+})
+
+// tracerThread is a goroutine locked to an OS thread, as noNewPrivsThread
+// but without no_new_privs: the thread that forks and traces the scripts
+// that get Limits, when they may gain privileges.
+var tracerThread = sync.OnceValues(func() (chan<- spawnJob, error) {
+	return spawnThread(func() error { return nil })
+})
+
+// spawnThread starts a goroutine locked to its OS thread for good, runs
+// setup on it, then every job sent.
+func spawnThread(setup func() error) (chan<- spawnJob, error) {
 	jobs := make(chan spawnJob)
 	ready := make(chan error)
 	go func() {
 		runtime.LockOSThread()
-		if _, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0, 0, 0, 0); errno != 0 {
-			ready <- os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", errno)
+		if err := setup(); err != nil {
+			ready <- err
 			return // the locked thread ends with the goroutine
 		}
 		ready <- nil
@@ -42,17 +60,23 @@ var noNewPrivsThread = sync.OnceValues(func() (chan<- spawnJob, error) {
 		return nil, err
 	}
 	return jobs, nil
-})
+}
 
 // spawn runs start, a fork and exec, on the no_new_privs thread when the
-// executor's scripts must not gain privileges, and on the calling thread
-// otherwise.
+// executor's scripts must not gain privileges, on the tracer thread when
+// they get Limits (start sets them: the tracer must be the thread that
+// forked), and on the calling thread otherwise.
 func (e *Executor) spawn(start func()) error {
-	if !e.strict() || e.AllowPrivilegeGain {
+	nnp := e.strict() && !e.AllowPrivilegeGain
+	if !nnp && !e.Limits.set() {
 		start()
 		return nil
 	}
-	jobs, err := noNewPrivsThread()
+	thread := noNewPrivsThread
+	if !nnp {
+		thread = tracerThread
+	}
+	jobs, err := thread()
 	if err != nil {
 		return err
 	}

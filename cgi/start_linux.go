@@ -76,7 +76,7 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 	// the scripts must not gain privileges.
 	pidfd := -1
 	pid, err := proc.Start(func() (pid int, err error) {
-		sys := &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential}
+		sys := &syscall.SysProcAttr{Setpgid: true, Credential: e.Credential, Ptrace: e.Limits.set()}
 		if pidfdWorks() {
 			sys.PidFD = &pidfd
 		}
@@ -87,6 +87,13 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 				Files: []uintptr{uintptr(fds[0]), uintptr(fds[1]), uintptr(fds[2])},
 				Sys:   sys,
 			})
+			if err == nil && sys.Ptrace {
+				// Stopped by its exec: its limits are set before it runs.
+				if err = e.Limits.apply(pid); err != nil && pidfd >= 0 {
+					syscall.Close(pidfd)
+					pidfd = -1
+				}
+			}
 		})
 		if serr != nil {
 			err = serr

@@ -259,6 +259,10 @@ type ScriptConfig struct {
 	StrictScripts      bool          `split_words:"true" desc:"--strict-scripts: check scripts as under --user (suEXEC's checks, no_new_privs), the target user being the runner's"`
 	UnsafeScripts      []string      `split_words:"true" desc:"--unsafe-scripts: checks of --user and --strict-scripts to skip: setid, writable, owner"`
 	AllowPrivilegeGain bool          `split_words:"true" desc:"--allow-privilege-gain: under --user or --strict-scripts, let scripts gain privileges through setuid programs (no no_new_privs)"`
+	RlimitCPU          int64         `envconfig:"RLIMIT_CPU" desc:"--rlimit-cpu: CPU seconds of each script (SIGXCPU past them, SIGKILL a second later); 0: no limit"`
+	RlimitAS           int64         `envconfig:"RLIMIT_AS" desc:"--rlimit-as: address space of each script in bytes (allocations past it fail); 0: no limit"`
+	RlimitNproc        int64         `envconfig:"RLIMIT_NPROC" desc:"--rlimit-nproc: processes of the scripts' user (forks past it fail; not for root); 0: no limit"`
+	RlimitNofile       int64         `envconfig:"RLIMIT_NOFILE" desc:"--rlimit-nofile: open files of each script; 0: no limit"`
 }
 
 // childrenPerCPU is how many scripts may run at once per CPU by default:
@@ -292,6 +296,10 @@ func (s *ScriptConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.User, "user", s.User, "run scripts as `USER[:GROUP]`, a name or a number (needs root); a script is then refused (403) when setuid or setgid, writable by group or others, in a directory writable by group or others, or not owned by USER, and no script gains privileges through exec (no_new_privs)")
 	fs.BoolVar(&s.StrictScripts, "strict-scripts", s.StrictScripts, "check scripts and set no_new_privs as --user does, without --user: the scripts must be owned by the runner's user")
 	fs.Var(&listFlag{list: &s.UnsafeScripts}, "unsafe-scripts", "skip one check of --user and --strict-scripts: `CHECK` is setid, writable or owner (repeatable or comma-separated, such as setid,owner)")
+	fs.Int64Var(&s.RlimitCPU, "rlimit-cpu", s.RlimitCPU, "limit each script to `SECONDS` of CPU (Apache's RLimitCPU); 0: none")
+	fs.Int64Var(&s.RlimitAS, "rlimit-as", s.RlimitAS, "limit each script's address space to `BYTES` (Apache's RLimitMEM); 0: none")
+	fs.Int64Var(&s.RlimitNproc, "rlimit-nproc", s.RlimitNproc, "limit the scripts' user to `N` processes (Apache's RLimitNPROC; the kernel exempts root); 0: none")
+	fs.Int64Var(&s.RlimitNofile, "rlimit-nofile", s.RlimitNofile, "limit each script to `N` open files; 0: none")
 	fs.BoolVar(&s.AllowPrivilegeGain, "allow-privilege-gain", s.AllowPrivilegeGain, "under --user or --strict-scripts, let scripts gain privileges through setuid or setgid programs (leave no_new_privs off)")
 }
 
@@ -299,7 +307,9 @@ func (s *ScriptConfig) validate() error {
 	counts := []struct {
 		what  string
 		value int64
-	}{{"-c (CGIRUN_CHILDREN)", int64(s.Children)}, {"--max-body (CGIRUN_MAX_BODY)", s.MaxBody}, {"--max-stderr (CGIRUN_MAX_STDERR)", s.MaxStderr}}
+	}{{"-c (CGIRUN_CHILDREN)", int64(s.Children)}, {"--max-body (CGIRUN_MAX_BODY)", s.MaxBody}, {"--max-stderr (CGIRUN_MAX_STDERR)", s.MaxStderr},
+		{"--rlimit-cpu (CGIRUN_RLIMIT_CPU)", s.RlimitCPU}, {"--rlimit-as (CGIRUN_RLIMIT_AS)", s.RlimitAS},
+		{"--rlimit-nproc (CGIRUN_RLIMIT_NPROC)", s.RlimitNproc}, {"--rlimit-nofile (CGIRUN_RLIMIT_NOFILE)", s.RlimitNofile}}
 	for _, c := range counts {
 		if c.value < 0 {
 			return usagef("%s = %d: want 0 or more", c.what, c.value)
@@ -365,6 +375,8 @@ func (s *ScriptConfig) executor(roots []string, log *slog.Logger) (*cgi.Executor
 		AllowWritable:      slices.Contains(s.UnsafeScripts, "writable"),
 		AllowAnyOwner:      slices.Contains(s.UnsafeScripts, "owner"),
 		AllowPrivilegeGain: s.AllowPrivilegeGain,
+		Limits: cgi.Limits{CPUSeconds: uint64(s.RlimitCPU), AddressSpace: uint64(s.RlimitAS),
+			Processes: uint64(s.RlimitNproc), OpenFiles: uint64(s.RlimitNofile)},
 		// The runner starts no children but scripts and an upgrade's
 		// new runner: it can end what scripts leave behind.
 		EndOrphans: runtime.GOOS == "linux",

@@ -94,6 +94,8 @@ func TestFlagMessages(t *testing.T) {
 			`cgirun http: --max-body "99999999999999999999": out of range: want a smaller whole number, such as 100 (see cgirun http --help)`},
 		{"boolean", []string{"fcgi", "--root", root, "-f=maybe"},
 			`cgirun fcgi: -f "maybe": not a boolean: want true or false (see cgirun fcgi --help)`},
+		{"rlimit with a unit", []string{"fcgi", "--root", root, "--rlimit-cpu", "1s"},
+			`cgirun fcgi: --rlimit-cpu "1s": not a whole number: want digits, such as 100 (see cgirun fcgi --help)`},
 		{"unknown flag", []string{"http", "--rot", root},
 			`cgirun http: unknown flag --rot; did you mean --root? (see cgirun http --help)`},
 		{"missing value", []string{"http", "--root"},
