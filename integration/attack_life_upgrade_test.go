@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -37,15 +36,7 @@ printf 'Content-Type: text/plain\r\n\r\nwaited\n'
 	_, first := relStartRunner(t, root, sock, output)
 	old := first.cmd.Process.Pid
 	current := old
-	t.Cleanup(func() {
-		if current != old {
-			syscall.Kill(current, syscall.SIGTERM)
-			if left := deadOrGone(current, os.Getpid()); left != "" {
-				syscall.Kill(current, syscall.SIGKILL)
-				t.Errorf("the new runner: still there after SIGTERM: %s", left)
-			}
-		}
-	})
+	stopUpgradedAtCleanup(t, "the new runner", old, &current)
 	logs := func() string { return readFile(output) }
 
 	marks := t.TempDir()

@@ -430,17 +430,7 @@ func TestReliabilityUpgradeUnderLoad(t *testing.T) {
 	first := relStartApp(t, "testapp", bin, sock, output)
 	current := first.cmd.Process.Pid
 	names := map[int]string{current: "v1"}
-	// Registered after startProcess's, so run before it: the harness then
-	// finds the process group empty.
-	t.Cleanup(func() {
-		if current != first.cmd.Process.Pid {
-			syscall.Kill(current, syscall.SIGTERM)
-			if left := deadOrGone(current, os.Getpid()); left != "" {
-				syscall.Kill(current, syscall.SIGKILL)
-				t.Errorf("the last testapp: still there after SIGTERM: %s", left)
-			}
-		}
-	})
+	stopUpgradedAtCleanup(t, "the last testapp", first.cmd.Process.Pid, &current)
 	srv := startNginx(t, nginxConfig{HTTP: relUpstream(sock), Server: relLocations(t)})
 	logs := func() string { return srv.ErrorLog() + "\n--- testapp ---\n" + readFile(output) }
 
@@ -823,17 +813,7 @@ func TestReliabilityRunnerUpgrade(t *testing.T) {
 	_, first := relStartRunner(t, root, sock, output)
 	old := first.cmd.Process.Pid
 	current := old
-	// Registered after startProcess's, so run before it: the harness then
-	// finds the process group empty.
-	t.Cleanup(func() {
-		if current != old {
-			syscall.Kill(current, syscall.SIGTERM)
-			if left := deadOrGone(current, os.Getpid()); left != "" {
-				syscall.Kill(current, syscall.SIGKILL)
-				t.Errorf("the new runner: still there after SIGTERM: %s", left)
-			}
-		}
-	})
+	stopUpgradedAtCleanup(t, "the new runner", old, &current)
 	srv := startNginx(t, nginxConfig{
 		HTTP: relUpstream(sock),
 		Server: fmt.Sprintf(`location = /pid.sh {
@@ -868,4 +848,22 @@ func TestReliabilityRunnerUpgrade(t *testing.T) {
 	if totals.byPID[old] == 0 || totals.byPID[current] == 0 {
 		t.Errorf("answers by runner: %v; want both the old (%d) and the new (%d)", totals.byPID, old, current)
 	}
+}
+
+// stopUpgradedAtCleanup stops, as the test ends, what replaced the process
+// first through upgrades: *current, once it is no longer first; name says
+// what it is in the error when it outlives SIGTERM. Registered after
+// startProcess's cleanup, it runs before it: the harness then finds the
+// process group empty.
+func stopUpgradedAtCleanup(t *testing.T, name string, first int, current *int) {
+	t.Cleanup(func() {
+		if *current == first {
+			return
+		}
+		syscall.Kill(*current, syscall.SIGTERM)
+		if left := deadOrGone(*current, os.Getpid()); left != "" {
+			syscall.Kill(*current, syscall.SIGKILL)
+			t.Errorf("%s: still there after SIGTERM: %s", name, left)
+		}
+	})
 }
