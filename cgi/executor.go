@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -194,6 +195,66 @@ type Executor struct {
 	// running counts the scripts started and not yet done with: waited
 	// for, their stderr logged, their group sent its last SIGKILL.
 	running sync.WaitGroup
+	stats   counters
+}
+
+// counters are the Executor's statistics, read by Stats.
+type counters struct {
+	started       atomic.Uint64
+	exitsOK       atomic.Uint64
+	exitsFailed   atomic.Uint64
+	exitsSignaled atomic.Uint64
+	timeouts      atomic.Uint64
+	kills         atomic.Uint64
+	running       atomic.Int64
+	waiting       atomic.Int64
+	refused       atomic.Uint64
+}
+
+// Stats is a snapshot of an Executor's counters, for a status page. The
+// counts of scripts are kept once a script is done with: waited for, its
+// group sent its last signal.
+type Stats struct {
+	Started       uint64 // scripts started since start
+	ExitsOK       uint64 // scripts done with that exited with status 0
+	ExitsFailed   uint64 // ... that exited with another status, or whose exit could not be read
+	ExitsSignaled uint64 // ... that died on a signal (SIGTERM and SIGKILL of Timeout included)
+	Timeouts      uint64 // scripts whose request ran past Timeout
+	Kills         uint64 // scripts whose group was sent SIGKILL: still running KillGrace after SIGTERM, or, exited, leaving processes that held its output
+	Running       int64  // scripts started and not yet done with, each holding a slot of MaxChildren
+	Waiting       int64  // requests waiting now for a slot of MaxChildren
+	Refused       uint64 // requests answered 503 for want of a slot within QueueTimeout
+}
+
+// Stats returns the Executor's counters. It takes no lock: each count is
+// read on its own, so that counts read at one time may not add up (a
+// script counted in Started and in none of the exits, as it ends).
+func (e *Executor) Stats() Stats {
+	c := &e.stats
+	return Stats{
+		Started:       c.started.Load(),
+		ExitsOK:       c.exitsOK.Load(),
+		ExitsFailed:   c.exitsFailed.Load(),
+		ExitsSignaled: c.exitsSignaled.Load(),
+		Timeouts:      c.timeouts.Load(),
+		Kills:         c.kills.Load(),
+		Running:       c.running.Load(),
+		Waiting:       c.waiting.Load(),
+		Refused:       c.refused.Load(),
+	}
+}
+
+// countExit counts how a script that is done with ended.
+func (c *counters) countExit(err error) {
+	var ee *exitError
+	switch {
+	case err == nil:
+		c.exitsOK.Add(1)
+	case errors.As(err, &ee) && ee.status.Signaled():
+		c.exitsSignaled.Add(1)
+	default:
+		c.exitsFailed.Add(1)
+	}
 }
 
 var _ bridge.Responder = (*Executor)(nil)
@@ -292,6 +353,7 @@ func (e *Executor) Respond(ctx context.Context, req *bridge.Request, out bridge.
 		}
 	}
 	if !e.acquire(ctx) {
+		e.stats.refused.Add(1)
 		script.close()
 		log.Warn("cgi: no free slot for a script", "max_children", e.MaxChildren)
 		return bridge.WriteError(out, http.StatusServiceUnavailable, "")
@@ -310,6 +372,8 @@ func (e *Executor) acquire(ctx context.Context) bool {
 		return true
 	default:
 	}
+	e.stats.waiting.Add(1)
+	defer e.stats.waiting.Add(-1)
 	t := time.NewTimer(defaults.Or(e.QueueTimeout, DefaultQueueTimeout))
 	defer t.Stop()
 	select {
@@ -372,11 +436,18 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 		return errors.Is(context.Cause(ctx), errTimeout) || parent.Err() != nil || p.strays.Load()
 	}
 	e.running.Add(1)
+	e.stats.started.Add(1)
+	e.stats.running.Add(1)
 	go func() {
 		defer e.running.Done()
 		e.supervise(ctx, p, log)
+		cancel(nil) // from here on, ctx's cause says whether Timeout passed
+		e.stats.countExit(p.err)
+		if errors.Is(context.Cause(ctx), errTimeout) {
+			e.stats.timeouts.Add(1)
+		}
+		e.stats.running.Add(-1)
 		e.release()
-		cancel(nil)
 	}()
 	// Once run returns, the script has nothing more to say: supervise
 	// gives it the grace to exit, then ends its group. run does not wait

@@ -112,6 +112,7 @@ func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
 				c.strays.Store(true)
 				log.Warn("cgi: the script exited, but processes it started hold its output; ending them", "grace", grace)
 				syscall.Kill(-c.pgid, syscall.SIGKILL)
+				e.stats.kills.Add(1)
 				c.stdout.Close()
 			}
 		}
@@ -148,6 +149,7 @@ func (e *Executor) terminate(c *child, grace time.Duration) {
 	case <-c.exited:
 	case <-time.After(grace):
 		syscall.Kill(-c.pgid, syscall.SIGKILL)
+		e.stats.kills.Add(1)
 	}
 }
 
