@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,30 +34,14 @@ type statusReport struct {
 	// Rejected counts the requests refused, by reason: max_requests
 	// (503), uri_too_long (414), header_too_large (431, FastCGI) and
 	// timeout (503 past CGIRUN_REQUEST_TIMEOUT).
-	Rejected        map[string]uint64 `json:"rejected"`
-	RequestDuration durationReport    `json:"request_duration_seconds"`
+	Rejected        map[string]uint64      `json:"rejected"`
+	RequestDuration status.HistogramReport `json:"request_duration_seconds"`
 	// InFlight lists the requests in flight, with ?full.
 	InFlight []inFlightRequest `json:"requests_in_flight,omitempty"`
 
 	started   time.Time
 	durations status.HistogramSnapshot
 }
-
-// durationReport is the request-duration histogram in JSON: cumulative
-// counts by upper bound in seconds, as Prometheus's buckets.
-type durationReport struct {
-	Buckets []durationBucket `json:"buckets"`
-	Sum     float64          `json:"sum"`
-	Count   uint64           `json:"count"`
-}
-
-type durationBucket struct {
-	LE    float64 `json:"le"`
-	Count uint64  `json:"count"`
-}
-
-// statusClasses name the status classes in the order of metrics.classes.
-var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // rejectReasons name the reasons of Rejected, in the order they are
 // written.
@@ -83,7 +66,7 @@ func (m *monitor) status(mode string, full bool) statusReport {
 		ActiveRequests:    c.Active - min(c.Active, 1),
 		MaxActiveRequests: c.MaxActive,
 		SlowRequests:      m.slow.Load(),
-		Responses:         make(map[string]uint64, len(statusClasses)),
+		Responses:         make(map[string]uint64, len(status.Classes)),
 		Rejected:          map[string]uint64{"header_too_large": c.HeadersLarge},
 		started:           m.started,
 	}
@@ -92,12 +75,12 @@ func (m *monitor) status(mode string, full bool) statusReport {
 	if c.Idle >= 0 {
 		st.IdleConns = c.Idle
 	}
-	for _, class := range statusClasses {
+	for _, class := range status.Classes {
 		st.Responses[class] = 0
 	}
 	st.Rejected["max_requests"], st.Rejected["uri_too_long"], st.Rejected["timeout"] = 0, 0, 0
 	if mt := m.metrics; mt != nil {
-		for i, class := range statusClasses {
+		for i, class := range status.Classes {
 			st.Responses[class] = mt.classes[i].Load()
 		}
 		st.Rejected["max_requests"] = mt.overLimit.Load()
@@ -108,65 +91,27 @@ func (m *monitor) status(mode string, full bool) statusReport {
 			st.InFlight = mt.requests(now)
 		}
 	}
-	st.RequestDuration = durationReport{Buckets: make([]durationBucket, len(status.Buckets)), Sum: st.durations.Sum, Count: st.durations.Count}
-	for i, le := range status.Buckets {
-		st.RequestDuration.Buckets[i] = durationBucket{LE: le, Count: st.durations.Cumulative[i]}
-	}
+	st.RequestDuration = st.durations.Report()
 	return st
 }
 
-// statusFormat is one of the status page's formats.
-type statusFormat int
-
-const (
-	formatText        statusFormat = iota // php-fpm's "key: value" lines
-	formatJSON                            // ?json, Accept: application/json
-	formatOpenMetrics                     // ?openmetrics, Accept: application/openmetrics-text
-	formatPrometheus                      // Accept: text/plain; version=0.0.4
-)
-
-// statusFormatOf tells the format r asks for: a query parameter first
-// (?json, ?openmetrics, as php-fpm's), then its Accept header, where
-// OpenMetrics comes before JSON, and Prometheus's text format before
-// php-fpm's text.
-func statusFormatOf(r *http.Request) statusFormat {
-	q := r.URL.Query()
-	accept := r.Header.Get("Accept")
-	switch {
-	case q.Has("json"):
-		return formatJSON
-	case q.Has("openmetrics"):
-		return formatOpenMetrics
-	case strings.Contains(accept, "application/openmetrics-text"):
-		return formatOpenMetrics
-	case strings.Contains(accept, "application/json"):
-		return formatJSON
-	case strings.Contains(accept, "text/plain") && strings.Contains(strings.ReplaceAll(accept, " ", ""), "version=0.0.4"):
-		return formatPrometheus
-	}
-	return formatText
-}
-
 func (m *monitor) serveStatus(w http.ResponseWriter, r *http.Request, mode string) {
-	format := statusFormatOf(r)
-	st := m.status(mode, r.URL.Query().Has("full") && (format == formatText || format == formatJSON))
+	// The format r asks for: a query parameter first (?json,
+	// ?openmetrics, as php-fpm's), then its Accept header.
+	format := status.FormatOf(r.URL.Query(), r.Header.Get("Accept"))
+	st := m.status(mode, r.URL.Query().Has("full") && (format == status.FormatText || format == status.FormatJSON))
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", status.ContentType(format))
 	var b []byte
 	switch format {
-	case formatJSON:
-		w.Header().Set("Content-Type", "application/json")
+	case status.FormatJSON:
 		b, _ = json.Marshal(st) // of maps with string keys, numbers and strings: it cannot fail
 		b = append(b, '\n')
-	case formatOpenMetrics, formatPrometheus:
-		e := status.Exposition{OpenMetrics: format == formatOpenMetrics}
-		w.Header().Set("Content-Type", status.ContentTypeText)
-		if e.OpenMetrics {
-			w.Header().Set("Content-Type", status.ContentTypeOpenMetrics)
-		}
+	case status.FormatOpenMetrics, status.FormatPrometheus:
+		e := status.Exposition{OpenMetrics: format == status.FormatOpenMetrics}
 		st.exposition(&e)
 		b = e.B
 	default:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		b = st.text()
 	}
 	if _, err := w.Write(b); err != nil {
@@ -178,11 +123,7 @@ func (m *monitor) serveStatus(w http.ResponseWriter, r *http.Request, mode strin
 // with ?full, a block for each request in flight after a line of stars.
 func (st *statusReport) text() []byte {
 	t := status.Text{B: make([]byte, 0, 2048)}
-	t.Line("mode", st.Mode)
-	t.Line("start time", st.started.Format("02/Jan/2006:15:04:05 -0700"))
-	t.Line("uptime seconds", strconv.FormatFloat(st.UptimeSeconds, 'f', 0, 64))
-	t.Int("pid", int64(st.PID))
-	t.Line("version", st.Version)
+	t.Process(st.Version, st.Mode, st.started, st.UptimeSeconds, st.PID)
 	t.Uint("accepted conns", st.AcceptedConns)
 	t.Int("open conns", st.OpenConns)
 	t.Int("idle conns", st.IdleConns)
@@ -190,17 +131,13 @@ func (st *statusReport) text() []byte {
 	t.Int("active requests", st.ActiveRequests)
 	t.Int("max active requests", st.MaxActiveRequests)
 	t.Uint("slow requests", st.SlowRequests)
-	for _, class := range statusClasses {
+	for _, class := range status.Classes {
 		t.Uint("responses "+class, st.Responses[class])
 	}
 	for _, reason := range rejectReasons {
 		t.Uint("rejected "+strings.ReplaceAll(reason, "_", " "), st.Rejected[reason])
 	}
-	for i, le := range status.Buckets {
-		t.Uint("duration <= "+status.FormatBound(le)+"s", st.durations.Cumulative[i])
-	}
-	t.Uint("duration count", st.durations.Count)
-	t.Seconds("duration sum seconds", st.durations.Sum)
+	t.Histogram(st.durations)
 	for _, req := range st.InFlight {
 		t.B = append(t.B, "\n************************\n"...)
 		if req.FastCGIRequestID != nil {
@@ -217,10 +154,7 @@ func (st *statusReport) text() []byte {
 // exposition writes st in Prometheus's or OpenMetrics's text format, the
 // metric names prefixed cgirun_.
 func (st *statusReport) exposition(e *status.Exposition) {
-	e.Gauge("cgirun_build_info", "The server's version and mode; always 1.", 1,
-		status.Label{Name: "version", Value: st.Version}, status.Label{Name: "mode", Value: st.Mode})
-	e.Gauge("cgirun_start_time_seconds", "When the server started, in seconds since the Unix epoch.", float64(st.started.UnixMilli())/1e3)
-	e.Gauge("cgirun_uptime_seconds", "How long the server has run.", st.UptimeSeconds)
+	e.Process(st.Version, st.Mode, st.started, st.UptimeSeconds)
 	e.Counter("cgirun_connections_accepted", "Connections accepted.", nil, st.AcceptedConns)
 	e.Gauge("cgirun_connections_open", "Connections open.", float64(st.OpenConns))
 	e.Gauge("cgirun_connections_idle", "Connections open with no request in flight.", float64(st.IdleConns))
@@ -228,9 +162,9 @@ func (st *statusReport) exposition(e *status.Exposition) {
 	e.Gauge("cgirun_requests_active", "Requests in flight, the status page's read left out.", float64(st.ActiveRequests))
 	e.Gauge("cgirun_requests_active_max", "The most requests in flight at once since start.", float64(st.MaxActiveRequests))
 	e.Counter("cgirun_requests_slow", "Requests that took longer than CGIRUN_SLOWLOG_TIMEOUT.", nil, st.SlowRequests)
-	labels := make([][]status.Label, len(statusClasses))
-	values := make([]uint64, len(statusClasses))
-	for i, class := range statusClasses {
+	labels := make([][]status.Label, len(status.Classes))
+	values := make([]uint64, len(status.Classes))
+	for i, class := range status.Classes {
 		labels[i], values[i] = []status.Label{{Name: "class", Value: class}}, st.Responses[class]
 	}
 	e.Counter("cgirun_responses", "Requests the handler answered (and 503s past CGIRUN_MAX_REQUESTS), by status class.", labels, values...)

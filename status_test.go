@@ -2,7 +2,6 @@ package cgirun
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,10 +17,10 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/yookoala/gofast"
 
 	"github.com/cgirun/cgirun/internal/status"
+	"github.com/cgirun/cgirun/internal/testenv"
 )
 
 // statusServer is a Server in HTTP or FastCGI mode under test, with a
@@ -173,60 +172,14 @@ func (ss *statusServer) waitReport(what string, ok func(statusReport) bool) stat
 	}
 }
 
-// families parses an exposition with Prometheus's own parser, as its
-// Content-Type says (the text format 0.0.4 or OpenMetrics 1.0.0).
+// families parses an exposition with Prometheus's own parser.
 func families(t *testing.T, w *httptest.ResponseRecorder) map[string]*dto.MetricFamily {
 	t.Helper()
-	dec := expfmt.NewDecoder(bytes.NewReader(w.Body.Bytes()), expfmt.ResponseFormat(w.Header()))
-	got := make(map[string]*dto.MetricFamily)
-	for {
-		mf := new(dto.MetricFamily)
-		err := dec.Decode(mf)
-		if err == io.EOF {
-			return got
-		}
-		if err != nil {
-			t.Fatalf("parsing the exposition (%s): %v\n%s", w.Header().Get("Content-Type"), err, w.Body)
-		}
-		got[mf.GetName()] = mf
-	}
+	return testenv.Families(t, w.Body.Bytes(), w.Header())
 }
 
-// sample returns the value of the sample of family name with the label
-// (name=value), or of its only sample when label is empty.
-func sample(t *testing.T, fams map[string]*dto.MetricFamily, name string, label ...string) float64 {
-	t.Helper()
-	mf, ok := fams[name]
-	if !ok {
-		// A counter's family: OpenMetrics names it without _total, the
-		// text format with it.
-		mf, ok = fams[name+"_total"]
-	}
-	if !ok {
-		t.Fatalf("no family %s", name)
-	}
-	for _, m := range mf.GetMetric() {
-		if len(label) == 2 {
-			found := false
-			for _, l := range m.GetLabel() {
-				found = found || l.GetName() == label[0] && l.GetValue() == label[1]
-			}
-			if !found {
-				continue
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue()
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	t.Fatalf("family %s has no sample %v", name, label)
-	return 0
-}
+// sample returns the value of one sample of a family.
+var sample = testenv.Sample
 
 // TestStatusPage crosses the status page's counts in HTTP and FastCGI
 // mode: after requests with known statuses, one refused past

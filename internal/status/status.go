@@ -11,6 +11,7 @@ package status
 
 import (
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -217,3 +218,103 @@ func (t *Text) Seconds(key string, v float64) { t.Line(key, strconv.FormatFloat(
 // FormatBound is how a bucket's bound is written in every format: "0.005",
 // "1", "2.5".
 func FormatBound(le float64) string { return formatFloat(le) }
+
+// Format is one of a status page's formats.
+type Format int
+
+const (
+	FormatText        Format = iota // php-fpm's "key: value" lines
+	FormatJSON                      // ?json, Accept: application/json
+	FormatOpenMetrics               // ?openmetrics, Accept: application/openmetrics-text
+	FormatPrometheus                // Accept: text/plain; version=0.0.4
+)
+
+// FormatOf tells the format a request asks for, from its query and its
+// Accept header: a query parameter first (?json, ?openmetrics, as
+// php-fpm's), then Accept, where OpenMetrics comes before JSON, and
+// Prometheus's text format before php-fpm's text.
+func FormatOf(query url.Values, accept string) Format {
+	switch {
+	case query.Has("json"):
+		return FormatJSON
+	case query.Has("openmetrics"):
+		return FormatOpenMetrics
+	case strings.Contains(accept, "application/openmetrics-text"):
+		return FormatOpenMetrics
+	case strings.Contains(accept, "application/json"):
+		return FormatJSON
+	case strings.Contains(accept, "text/plain") && strings.Contains(strings.ReplaceAll(accept, " ", ""), "version=0.0.4"):
+		return FormatPrometheus
+	}
+	return FormatText
+}
+
+// Classes name the status classes, "1xx" to "5xx"; a count by class is
+// indexed by status/100 - 1.
+var Classes = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// HistogramReport is a HistogramSnapshot in a status page's JSON:
+// cumulative counts by upper bound in seconds, as Prometheus's buckets.
+type HistogramReport struct {
+	Buckets []BucketReport `json:"buckets"`
+	Sum     float64        `json:"sum"`
+	Count   uint64         `json:"count"`
+}
+
+// BucketReport is one bucket of a HistogramReport.
+type BucketReport struct {
+	LE    float64 `json:"le"`
+	Count uint64  `json:"count"`
+}
+
+// Report returns s for a status page's JSON.
+func (s HistogramSnapshot) Report() HistogramReport {
+	r := HistogramReport{Buckets: make([]BucketReport, len(Buckets)), Sum: s.Sum, Count: s.Count}
+	for i, le := range Buckets {
+		r.Buckets[i] = BucketReport{LE: le, Count: s.Cumulative[i]}
+	}
+	return r
+}
+
+// Histogram appends the lines of a request-duration histogram: the
+// cumulative count of each bucket, the count and the sum in seconds.
+func (t *Text) Histogram(s HistogramSnapshot) {
+	for i, le := range Buckets {
+		t.Uint("duration <= "+FormatBound(le)+"s", s.Cumulative[i])
+	}
+	t.Uint("duration count", s.Count)
+	t.Seconds("duration sum seconds", s.Sum)
+}
+
+// Process appends what every status page begins with, named cgirun_: the
+// build's version and the server's mode (cgirun_build_info), when it
+// started and how long it has run.
+func (e *Exposition) Process(version, mode string, started time.Time, uptime float64) {
+	e.Gauge("cgirun_build_info", "The server's version and mode; always 1.", 1,
+		Label{Name: "version", Value: version}, Label{Name: "mode", Value: mode})
+	e.Gauge("cgirun_start_time_seconds", "When the server started, in seconds since the Unix epoch.", float64(started.UnixMilli())/1e3)
+	e.Gauge("cgirun_uptime_seconds", "How long the server has run.", uptime)
+}
+
+// Process appends what every status page begins with: the mode, when the
+// server started, how long it has run, its pid and version.
+func (t *Text) Process(version, mode string, started time.Time, uptime float64, pid int) {
+	t.Line("mode", mode)
+	t.Line("start time", started.Format("02/Jan/2006:15:04:05 -0700"))
+	t.Line("uptime seconds", strconv.FormatFloat(uptime, 'f', 0, 64))
+	t.Int("pid", int64(pid))
+	t.Line("version", version)
+}
+
+// ContentType returns the Content-Type of a page in f.
+func ContentType(f Format) string {
+	switch f {
+	case FormatJSON:
+		return "application/json"
+	case FormatOpenMetrics:
+		return ContentTypeOpenMetrics
+	case FormatPrometheus:
+		return ContentTypeText
+	}
+	return "text/plain; charset=utf-8"
+}

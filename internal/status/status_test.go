@@ -1,6 +1,7 @@
 package status
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +55,31 @@ func TestExpositionEscapes(t *testing.T) {
 	}
 	if c := fams["x_requests_total"].GetMetric(); len(c) != 2 || c[1].GetCounter().GetValue() != 4 {
 		t.Errorf("x_requests_total = %v, want 3 and 4", c)
+	}
+}
+
+func TestFormatOf(t *testing.T) {
+	tests := []struct {
+		name   string
+		query  string
+		accept string
+		want   Format
+	}{
+		{"nothing: php-fpm's text", "", "", FormatText},
+		{"?json", "json", "", FormatJSON},
+		{"?openmetrics", "openmetrics", "", FormatOpenMetrics},
+		{"the query before Accept", "json", "application/openmetrics-text", FormatJSON},
+		{"Prometheus's Accept", "", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", FormatOpenMetrics},
+		{"Accept JSON", "", "application/json", FormatJSON},
+		{"the text format 0.0.4", "", "text/plain; version=0.0.4", FormatPrometheus},
+		{"a browser", "", "text/html,application/xhtml+xml,*/*;q=0.8", FormatText},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, _ := url.ParseQuery(tt.query)
+			if got := FormatOf(q, tt.accept); got != tt.want {
+				t.Errorf("FormatOf(%q, %q) = %v, want %v", tt.query, tt.accept, got, tt.want)
+			}
+		})
 	}
 }
