@@ -263,6 +263,7 @@ type ScriptConfig struct {
 	RlimitAS           int64         `envconfig:"RLIMIT_AS" desc:"--rlimit-as: address space of each script in bytes (allocations past it fail); 0: no limit"`
 	RlimitNproc        int64         `envconfig:"RLIMIT_NPROC" desc:"--rlimit-nproc: processes of the scripts' user (forks past it fail; not for root); 0: no limit"`
 	RlimitNofile       int64         `envconfig:"RLIMIT_NOFILE" desc:"--rlimit-nofile: open files of each script; 0: no limit"`
+	StatusPath         string        `split_words:"true" desc:"--status-path: the path of the runner's status page (text, ?json, ?openmetrics), matched against SCRIPT_NAME over FastCGI and the URL path over HTTP; empty: off"`
 }
 
 // childrenPerCPU is how many scripts may run at once per CPU by default:
@@ -301,6 +302,7 @@ func (s *ScriptConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&s.RlimitNproc, "rlimit-nproc", s.RlimitNproc, "limit the scripts' user to `N` processes (Apache's RLimitNPROC; the kernel exempts root); 0: none")
 	fs.Int64Var(&s.RlimitNofile, "rlimit-nofile", s.RlimitNofile, "limit each script to `N` open files; 0: none")
 	fs.BoolVar(&s.AllowPrivilegeGain, "allow-privilege-gain", s.AllowPrivilegeGain, "under --user or --strict-scripts, let scripts gain privileges through setuid or setgid programs (leave no_new_privs off)")
+	fs.StringVar(&s.StatusPath, "status-path", s.StatusPath, "answer the requests for `PATH`, such as /cgirun-status, with the runner's status page, never a script: its counts of scripts and requests as text, JSON (?json) or OpenMetrics (?openmetrics); the path is SCRIPT_NAME over FastCGI, the URL path over HTTP")
 }
 
 func (s *ScriptConfig) validate() error {
@@ -336,6 +338,9 @@ func (s *ScriptConfig) validate() error {
 		if c != "setid" && c != "writable" && c != "owner" {
 			return usagef("--unsafe-scripts (CGIRUN_UNSAFE_SCRIPTS) %q: not a check; want setid, writable or owner, such as --unsafe-scripts setid,owner", c)
 		}
+	}
+	if s.StatusPath != "" && !strings.HasPrefix(s.StatusPath, "/") {
+		return usagef("--status-path (CGIRUN_STATUS_PATH) = %q: want a path starting with /, such as /cgirun-status", s.StatusPath)
 	}
 	s.AllowEnv = slices.DeleteFunc(s.AllowEnv, func(n string) bool { return n == "" })
 	for _, n := range s.AllowEnv {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/fastcgi"
 	"github.com/cgirun/cgirun/internal/proc"
 	"github.com/cgirun/cgirun/internal/serve"
@@ -83,6 +84,14 @@ it runs the scripts: listen on 127.0.0.1 or a unix socket. On TCP beyond
 loopback with no such list (-s :9000 binds every interface), a warning
 naming the address is logged at start.
 
+With --status-path PATH, a request whose SCRIPT_NAME is PATH (as
+php-fpm's pm.status_path) is answered by cgirun itself, never by a script:
+its counts of scripts started, exits, timeouts, kills, scripts running,
+requests waiting for a slot and refused, responses by status class and
+their durations, as text, JSON (?json) or OpenMetrics (?openmetrics, or
+Accept: application/openmetrics-text). Give the web server a location for
+that path alone, open to the hosts that may read it.
+
 Scripts get fds 0, 1 and 2 only: every other descriptor cgirun was started
 with (such as "7< root-only-file") is made close-on-exec at start, so that
 a script, whatever its --user, cannot read it.
@@ -148,7 +157,11 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	if os.Geteuid() == 0 && exec.Credential == nil {
 		log.Warn("cgirun: scripts run as root; give --user to run them as someone else")
 	}
-	srv := &fastcgi.Server{Responder: exec, Logger: log}
+	var responder bridge.Responder = exec
+	if cfg.StatusPath != "" {
+		responder = newRunnerStatus(cfg.StatusPath, "fastcgi", exec, log)
+	}
+	srv := &fastcgi.Server{Responder: responder, Logger: log}
 	log.Info("cgirun: serving FastCGI", "on", set.Where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
 	loop := &serve.Loop{Server: srv, Listeners: set.Listeners, Log: log, Grace: cfg.ShutdownGrace, Ready: set.Ready, Hup: hup,
 		Upgrade: func(ctx context.Context) (int, error) { return upgrade.Start(ctx, set.Listeners, cfg.UpgradeTimeout) }}

@@ -117,6 +117,10 @@ cgirun's own environment. Each request is logged on stderr. As with
 after its exit), and on Linux processes that scripts leave behind are
 killed once their script is done with.
 
+With --status-path PATH, the URL path PATH is answered by cgirun itself,
+never by a script or a file of DIR: the status page of "cgirun fcgi
+--help", as text, JSON (?json) or OpenMetrics (?openmetrics).
+
 Any host that reaches --addr runs the scripts: beyond loopback (such as
 --addr 0.0.0.0:8000), a warning naming the address is logged at start.
 
@@ -177,7 +181,11 @@ func (c *cli) http(ctx context.Context, args []string) error {
 		return usagef("--root (CGIRUN_ROOT) %q: %v", cfg.Root, err)
 	}
 	files := &staticFiles{root: realRoot, cred: exec.Credential, scripts: ch}
-	srv := cfg.HTTPServerConfig.server(logRequests(log, files), log)
+	var h http.Handler = files
+	if cfg.StatusPath != "" {
+		h = newRunnerStatus(cfg.StatusPath, "http", exec, log).handler(files)
+	}
+	srv := cfg.HTTPServerConfig.server(logRequests(log, h), log)
 	serve.WarnExposedHTTP(log, l, "--addr")
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
