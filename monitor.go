@@ -3,10 +3,7 @@ package cgirun
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -245,7 +242,7 @@ func failed(rec *serve.StatusRecorder) {
 // attributes, or as Apache's combined format when AccessLogFormat is
 // "combined" (see combined).
 func (m *monitor) access(r *http.Request, rec *serve.StatusRecorder, start time.Time, d time.Duration) {
-	client := clientIP(r.RemoteAddr)
+	client := serve.ClientIP(r.RemoteAddr)
 	xff := r.Header.Get("X-Forwarded-For")
 	if m.cfg.LogXForwardedFor && xff != "" {
 		client = xff + "," + client
@@ -265,90 +262,12 @@ func (m *monitor) access(r *http.Request, rec *serve.StatusRecorder, start time.
 	m.log.Info("access", args...)
 }
 
-// combined writes the access log line of r as Apache's combined format
-// writes it, `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`, so
-// that goaccess and other readers of Apache's logs read it: "-" for what
-// is empty, a byte count of 0 included (%b), and the bytes Apache escapes
-// escaped as it does. The remote user is r.URL.User's, or the web
-// server's REMOTE_USER. client loses its spaces ("a, b" from
-// X-Forwarded-For is "a,b"): %h is one field.
-//
-// The line goes on the writer below the logger, when NewServer made it
-// (serve.Writer): stderr, one raw line between slog's. A logger of
-// Options.Logger gets the line as the message of an Info record without
-// attributes, and its handler decides how to write it.
+// combined writes the access log line of r in Apache's combined format
+// (serve.AppendCombined), so that goaccess and other readers of Apache's
+// logs read it. The line goes on the writer below the logger, when
+// NewServer made it (serve.Writer): stderr, one raw line between slog's.
+// A logger of Options.Logger gets the line as the message of an Info
+// record without attributes, and its handler decides how to write it.
 func (m *monitor) combined(r *http.Request, rec *serve.StatusRecorder, client string, at time.Time) {
-	user := ""
-	if r.URL.User != nil {
-		user = r.URL.User.Username()
-	}
-	if user == "" {
-		user = bridge.EnvironOf(r).Get("REMOTE_USER")
-	}
-	b := make([]byte, 0, 256)
-	b = appendLogItem(b, strings.ReplaceAll(client, " ", ""))
-	b = append(b, " - "...)
-	b = appendLogItem(b, user)
-	b = at.AppendFormat(append(b, " ["...), "02/Jan/2006:15:04:05 -0700")
-	b = append(b, "] \""...)
-	b = appendLogItem(b, r.Method+" "+r.RequestURI+" "+r.Proto)
-	b = strconv.AppendInt(append(b, "\" "...), int64(rec.Status), 10)
-	b = append(b, ' ')
-	if rec.Bytes == 0 {
-		b = append(b, '-')
-	} else {
-		b = strconv.AppendInt(b, rec.Bytes, 10)
-	}
-	b = append(b, " \""...)
-	b = appendLogItem(b, r.Referer())
-	b = append(b, "\" \""...)
-	b = appendLogItem(b, r.UserAgent())
-	b = append(b, '"')
-	w := serve.Writer(m.log)
-	if w == nil {
-		m.log.Info(string(b))
-		return
-	}
-	if _, err := w.Write(append(b, '\n')); err != nil {
-		m.log.Warn("cgirun: writing the access log", "err", err)
-	}
-}
-
-// appendLogItem appends s to b as Apache's ap_escape_logitem writes a log
-// item: "-" when s is empty; '"' and '\\' after a backslash; \b, \n, \r,
-// \t and \v as in C; other bytes outside printable ASCII as \xhh.
-func appendLogItem(b []byte, s string) []byte {
-	if s == "" {
-		return append(b, '-')
-	}
-	const hex = "0123456789abcdef"
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\b':
-			b = append(b, `\b`...)
-		case c == '\n':
-			b = append(b, `\n`...)
-		case c == '\r':
-			b = append(b, `\r`...)
-		case c == '\t':
-			b = append(b, `\t`...)
-		case c == '\v':
-			b = append(b, `\v`...)
-		case c < 0x20 || c > 0x7e:
-			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
-}
-
-func clientIP(remote string) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		return host
-	}
-	return remote
+	serve.WriteLine(m.log, serve.AppendCombined(make([]byte, 0, 256), r, rec, client, at))
 }
