@@ -35,11 +35,12 @@ type httpConfig struct {
 // cgirun.Config's in HTTP mode. It is exported so that envconfig reads it
 // embedded.
 type HTTPServerConfig struct {
-	IdleTimeout    time.Duration `split_words:"true" default:"2m" desc:"--idle-timeout: how long a kept-alive connection with no request stays open"`
-	HeaderTimeout  time.Duration `split_words:"true" default:"10s" desc:"--header-timeout: bound on reading a request's header block"`
-	ReadTimeout    time.Duration `split_words:"true" default:"60s" desc:"--read-timeout: bound on reading a whole request, body included"`
-	WriteTimeout   time.Duration `split_words:"true" desc:"--write-timeout: bound on writing a whole response; 0: none, for streams"`
-	MaxHeaderBytes int           `split_words:"true" default:"65536" desc:"--max-header-bytes: bound on a request's header block (431 past it)"`
+	IdleTimeout     time.Duration `split_words:"true" default:"2m" desc:"--idle-timeout: how long a kept-alive connection with no request stays open"`
+	HeaderTimeout   time.Duration `split_words:"true" default:"10s" desc:"--header-timeout: bound on reading a request's header block"`
+	ReadTimeout     time.Duration `split_words:"true" default:"60s" desc:"--read-timeout: bound on reading a whole request, body included"`
+	WriteTimeout    time.Duration `split_words:"true" desc:"--write-timeout: bound on writing a whole response; 0: none, for streams"`
+	MaxHeaderBytes  int           `split_words:"true" default:"65536" desc:"--max-header-bytes: bound on a request's header block (431 past it)"`
+	AccessLogFormat string        `split_words:"true" default:"slog" desc:"--access-log-format: each request's log line: slog (key=value, or JSON with --log-format json) or combined (raw lines of Apache's combined format)"`
 }
 
 func (s *HTTPServerConfig) flags(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (s *HTTPServerConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.ReadTimeout, "read-timeout", s.ReadTimeout, "give up a request whose header block and body take longer than `DURATION` to arrive; 0: no bound")
 	fs.DurationVar(&s.WriteTimeout, "write-timeout", s.WriteTimeout, "cut a response that takes longer than `DURATION` to write, streams included; 0: no bound")
 	fs.IntVar(&s.MaxHeaderBytes, "max-header-bytes", s.MaxHeaderBytes, "answer 431 to a request whose header block is over `BYTES`; 0: net/http's 1 MB")
+	fs.StringVar(&s.AccessLogFormat, "access-log-format", s.AccessLogFormat, "log each request as `slog` (a line of --log-format) or combined (a raw line of Apache's combined format, which goaccess reads), as a cgirun.Run program's CGIRUN_ACCESS_LOG_FORMAT")
 }
 
 func (s *HTTPServerConfig) validate() error {
@@ -64,6 +66,9 @@ func (s *HTTPServerConfig) validate() error {
 		if d.value < 0 {
 			return usagef("%s = %v: want 0 or more, such as 30s", d.what, d.value)
 		}
+	}
+	if s.AccessLogFormat != "slog" && s.AccessLogFormat != "combined" {
+		return usagef("--access-log-format (CGIRUN_ACCESS_LOG_FORMAT) = %q: want slog or combined", s.AccessLogFormat)
 	}
 	if s.MaxHeaderBytes < 0 {
 		return usagef("--max-header-bytes (CGIRUN_MAX_HEADER_BYTES) = %d: want 0 or more, such as 65536", s.MaxHeaderBytes)
@@ -128,6 +133,9 @@ Connections are bounded as a cgirun.Run program's in HTTP mode, with the
 same CGIRUN_* variables and defaults: one that sends no request within
 --header-timeout, or stays idle between requests past --idle-timeout, is
 closed; a header block over --max-header-bytes gets 431.
+
+With --access-log-format combined, each request's log line is a raw line
+of Apache's combined format, which goaccess reads.
 `
 
 func (c *cli) http(ctx context.Context, args []string) error {
@@ -185,7 +193,7 @@ func (c *cli) http(ctx context.Context, args []string) error {
 	if cfg.StatusPath != "" {
 		h = newRunnerStatus(cfg.StatusPath, "http", exec, log).handler(files)
 	}
-	srv := cfg.HTTPServerConfig.server(logRequests(log, h), log)
+	srv := cfg.HTTPServerConfig.server(logRequests(log, cfg.AccessLogFormat, h), log)
 	serve.WarnExposedHTTP(log, l, "--addr")
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
@@ -211,9 +219,11 @@ func (cfg *httpConfig) validate() error {
 	return cfg.ScriptConfig.validate()
 }
 
-// logRequests returns h that logs each request on log ("cgirun: request"),
-// for "cgirun http" and "cgirun proxy".
-func logRequests(log *slog.Logger, h http.Handler) http.Handler {
+// logRequests returns h that logs each request on log, for "cgirun http"
+// and "cgirun proxy": a line of log ("cgirun: request") with format
+// "slog", a raw line of Apache's combined format with "combined" (see
+// serve.AppendCombined).
+func logRequests(log *slog.Logger, format string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := serve.NewStatusRecorder(w)
@@ -233,11 +243,15 @@ func logRequests(log *slog.Logger, h http.Handler) http.Handler {
 					http.NewResponseController(w).Flush()
 				}
 			}
-			args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
-			if rec.Cut {
-				args = append(args, "cut", true)
+			if format == "combined" {
+				serve.WriteLine(log, serve.AppendCombined(make([]byte, 0, 256), r, rec, serve.ClientIP(r.RemoteAddr), start))
+			} else {
+				args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
+				if rec.Cut {
+					args = append(args, "cut", true)
+				}
+				log.Info("cgirun: request", args...)
 			}
-			log.Info("cgirun: request", args...)
 			if p != nil {
 				panic(p)
 			}

@@ -21,3 +21,35 @@ func TestHTTPLogsJSONDurationsInSeconds(t *testing.T) {
 	// digits.
 	r.waitLog(`"msg":"cgirun: request","method":"GET","uri":"/ok.cgi","status":200,"bytes":2,"remote":"[^"]+","duration":\d{1,2}\.\d+(e-0\d)?}`)
 }
+
+// TestAccessLogCombined: with --access-log-format combined (or
+// CGIRUN_ACCESS_LOG_FORMAT), "cgirun http" and "cgirun proxy" log each
+// request as a raw line of Apache's combined format between the slog
+// lines, as a cgirun.Run program does: what is empty is "-", quotes are
+// escaped, and a cut response shows the status it began with.
+func TestAccessLogCombined(t *testing.T) {
+	root := t.TempDir()
+	writeScript(t, filepath.Join(root, "ok.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n")
+	line := func(addr string) string {
+		if status, _, body := get(t, "GET", "http://"+addr+"/ok.cgi?a=1", "", http.Header{"Referer": {"http://ref.example/"}, "User-Agent": {`agent "q"`}}); status != http.StatusOK {
+			t.Fatalf("GET /ok.cgi = %d %q, want 200", status, body)
+		}
+		if status, _, _ := get(t, "GET", "http://"+addr+"/missing.cgi", "", http.Header{"User-Agent": {""}}); status != http.StatusNotFound {
+			t.Fatalf("GET /missing.cgi = %d, want 404", status)
+		}
+		return `(?m)^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [-+]\d{4}\] "GET /ok\.cgi\?a=1 HTTP/1\.1" 200 2 "http://ref\.example/" "agent \\"q\\""\n` +
+			`127\.0\.0\.1 - - \[[^]]+\] "GET /missing\.cgi HTTP/1\.1" 404 \d+ "-" "-"$`
+	}
+	t.Run("http", func(t *testing.T) {
+		r := start(t, nil, "http", "--root", root, "--addr", "127.0.0.1:0", "--access-log-format", "combined")
+		r.waitLog(line(r.httpAddr()))
+	})
+	t.Run("proxy", func(t *testing.T) {
+		sock := filepath.Join(socketDir(t), "f.sock")
+		f := start(t, nil, "fcgi", "--root", root, "-s", "unix:"+sock)
+		f.waitLog(`serving FastCGI`)
+		t.Setenv("CGIRUN_ACCESS_LOG_FORMAT", "combined")
+		r := start(t, nil, "proxy", "--to", "unix:"+sock, "--root", root, "--addr", "127.0.0.1:0")
+		r.waitLog(line(r.httpAddr()))
+	})
+}

@@ -67,7 +67,8 @@ script, and logs whether it answered within 5 seconds; if not, a warning
 names ADDR and the error, and the proxy serves all the same (answering 502
 until the server is up), since php-fpm may start after it. Responses are flushed to the client as they
 come. Each request is logged on stderr, with what the FastCGI server writes
-to its error stream.
+to its error stream; with --access-log-format combined, as a raw line of
+Apache's combined format.
 
 Connections are bounded as a cgirun.Run program's in HTTP mode, with the
 same CGIRUN_* variables and defaults: one that sends no request within
@@ -172,7 +173,7 @@ func (c *cli) proxy(ctx context.Context, args []string) error {
 		// when --root is this machine's directory too.
 		h = &staticFiles{root: real, scripts: h, scriptExt: cfg.ScriptExt, scriptIndex: cfg.Index}
 	}
-	srv := cfg.HTTPServerConfig.server(logRequests(log, h), log)
+	srv := cfg.HTTPServerConfig.server(logRequests(log, cfg.AccessLogFormat, h), log)
 	log.Info("cgirun: serving HTTP", "addr", l.Addr().String(), "to", addr, "root", root)
 	loop := &serve.Loop{Server: srv, Listeners: []net.Listener{l}, Log: log, Grace: cfg.ShutdownGrace}
 	return loop.Run(ctx)
