@@ -33,6 +33,8 @@ type fcgiConfig struct {
 	ShutdownGrace     time.Duration `split_words:"true" default:"30s" desc:"--shutdown-grace: on SIGTERM or SIGINT, how long requests in flight may take"`
 	UpgradeTimeout    time.Duration `split_words:"true" default:"30s" desc:"--upgrade-timeout: on SIGHUP, how long the new runner may take to serve before it is given up"`
 	LogFormat         string        `split_words:"true" default:"text" desc:"--log-format: log lines on stderr as text or json"`
+	AccessLog         bool          `split_words:"true" desc:"--access-log: log every request"`
+	AccessLogFormat   string        `split_words:"true" default:"slog" desc:"--access-log-format: with --access-log, each request's line: slog (key=value, or JSON with --log-format json) or combined (raw lines of Apache's combined format)"`
 	ScriptConfig
 }
 
@@ -90,7 +92,9 @@ its counts of scripts started, exits, timeouts, kills, scripts running,
 requests waiting for a slot and refused, responses by status class and
 their durations, as text, JSON (?json) or OpenMetrics (?openmetrics, or
 Accept: application/openmetrics-text). Give the web server a location for
-that path alone, open to the hosts that may read it.
+that path alone, open to the hosts that may read it. With --access-log,
+each request is logged, as a line of --log-format or, with
+--access-log-format combined, as a raw line of Apache's combined format.
 
 Scripts get fds 0, 1 and 2 only: every other descriptor cgirun was started
 with (such as "7< root-only-file") is made close-on-exec at start, so that
@@ -114,6 +118,8 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", cfg.ShutdownGrace, "on SIGTERM, let requests in flight take up to `DURATION`")
 	fs.DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", cfg.UpgradeTimeout, "on SIGHUP, give the new runner up to `DURATION` to serve")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "write log lines as `text` or json")
+	fs.BoolVar(&cfg.AccessLog, "access-log", cfg.AccessLog, "log every request (as cgirun.Run's CGIRUN_ACCESS_LOG)")
+	fs.StringVar(&cfg.AccessLogFormat, "access-log-format", cfg.AccessLogFormat, "with --access-log, log each request as `slog` (a line of --log-format) or combined (a raw line of Apache's combined format, which goaccess reads)")
 	cfg.ScriptConfig.flags(fs)
 	pos, err := parse(fs, args, c.stdout, func(w io.Writer) { writeHelp(w, fcgiHelp, fs, &fcgiConfig{}) })
 	if err != nil {
@@ -158,8 +164,12 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 		log.Warn("cgirun: scripts run as root; give --user to run them as someone else")
 	}
 	var responder bridge.Responder = exec
-	if cfg.StatusPath != "" {
-		responder = newRunnerStatus(cfg.StatusPath, "fastcgi", exec, log)
+	if cfg.StatusPath != "" || cfg.AccessLog {
+		st := newRunnerStatus(cfg.StatusPath, "fastcgi", exec, log)
+		if cfg.AccessLog {
+			st.accessLog = cfg.AccessLogFormat
+		}
+		responder = st
 	}
 	srv := &fastcgi.Server{Responder: responder, Logger: log}
 	log.Info("cgirun: serving FastCGI", "on", set.Where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
@@ -202,6 +212,9 @@ func (cfg *fcgiConfig) validate() (fastcgi.ListenConfig, error) {
 		if _, _, err := id.lc.IDs(); err != nil {
 			return fastcgi.ListenConfig{}, usagef("%s = %q: %v: want %s", id.what, id.value, errors.Unwrap(err), id.example)
 		}
+	}
+	if cfg.AccessLogFormat != "slog" && cfg.AccessLogFormat != "combined" {
+		return fastcgi.ListenConfig{}, usagef("--access-log-format (CGIRUN_ACCESS_LOG_FORMAT) = %q: want slog or combined", cfg.AccessLogFormat)
 	}
 	if cfg.ShutdownGrace < 0 {
 		return fastcgi.ListenConfig{}, usagef("--shutdown-grace (CGIRUN_SHUTDOWN_GRACE) = %v: want 0 or more", cfg.ShutdownGrace)

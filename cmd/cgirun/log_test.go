@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,4 +53,45 @@ func TestAccessLogCombined(t *testing.T) {
 		r := start(t, nil, "proxy", "--to", "unix:"+sock, "--root", root, "--addr", "127.0.0.1:0")
 		r.waitLog(line(r.httpAddr()))
 	})
+}
+
+// TestFCGIAccessLog: "cgirun fcgi --access-log" logs each request, as the
+// line of "cgirun http" or, with --access-log-format combined, as a raw
+// line of Apache's combined format; without --access-log, none.
+func TestFCGIAccessLog(t *testing.T) {
+	root := t.TempDir()
+	ok := writeScript(t, filepath.Join(root, "ok.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n")
+	params := map[string]string{
+		"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1",
+		"SERVER_NAME": "localhost", "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.9", "REMOTE_PORT": "4000",
+		"SCRIPT_NAME": "/ok.cgi", "SCRIPT_FILENAME": ok, "REQUEST_URI": "/ok.cgi?a=1", "QUERY_STRING": "a=1",
+		"HTTP_REFERER": "http://ref.example/", "HTTP_USER_AGENT": `agent "q"`,
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // a regexp the log matches
+	}{
+		{"slog", []string{"--access-log"}, `msg="cgirun: request" method=GET uri="/ok.cgi\?a=1" status=200 bytes=2 remote=127\.0\.0\.9 duration=`},
+		{"combined", []string{"--access-log", "--access-log-format", "combined"},
+			`(?m)^127\.0\.0\.9 - - \[[^]]+\] "GET /ok\.cgi\?a=1 HTTP/1\.1" 200 2 "http://ref\.example/" "agent \\"q\\""$`},
+		{"none", nil, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := filepath.Join(socketDir(t), "f.sock")
+			r := start(t, nil, append([]string{"fcgi", "--root", root, "-s", "unix:" + sock}, tt.args...)...)
+			r.waitLog(`serving FastCGI`)
+			if rec := fcgiDo(t, "unix", sock, params, ""); rec.Code != http.StatusOK {
+				t.Fatalf("FastCGI request = %d %q, want 200", rec.Code, rec.Body)
+			}
+			if tt.want == "" {
+				if code := r.stop(); code != exitOK || strings.Contains(r.logs.String(), "ok.cgi") {
+					t.Errorf("without --access-log: exit %d, log:\n%s\nwant no line about the request", code, r.logs)
+				}
+				return
+			}
+			r.waitLog(tt.want)
+		})
+	}
 }

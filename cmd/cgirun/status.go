@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -23,14 +24,17 @@ import (
 // by status class and by duration. A request is the status page's when
 // its path is the --status-path: SCRIPT_NAME over FastCGI (as php-fpm's
 // pm.status_path), the URL's path over HTTP. Its counters are atomics.
+// Over FastCGI it also writes the access log (--access-log), with or
+// without a status page.
 type runnerStatus struct {
 	// Immutable once serving.
-	path    string
-	mode    string // "fastcgi" or "http"
-	exec    *cgi.Executor
-	started time.Time
-	log     *slog.Logger
-	page    *bridge.HandlerResponder // serveHTTP, over FastCGI
+	path      string // "": no status page
+	mode      string // "fastcgi" or "http"
+	exec      *cgi.Executor
+	started   time.Time
+	log       *slog.Logger
+	page      *bridge.HandlerResponder // serveHTTP, over FastCGI
+	accessLog string                   // over FastCGI: "slog", "combined", or "" for none
 
 	// Of the requests answered (the status page's left out).
 	requests  atomic.Uint64
@@ -46,15 +50,38 @@ func newRunnerStatus(path, mode string, exec *cgi.Executor, log *slog.Logger) *r
 }
 
 // Respond implements bridge.Responder over FastCGI: the status page, or
-// the Executor's answer, counted.
+// the Executor's answer, counted, and logged with --access-log.
 func (s *runnerStatus) Respond(ctx context.Context, req *bridge.Request, out bridge.Output) error {
-	if req.Env.Get("SCRIPT_NAME") == s.path {
+	if s.path != "" && req.Env.Get("SCRIPT_NAME") == s.path {
 		return s.page.Respond(ctx, req, out)
 	}
 	start := s.begin()
 	so := &statusOutput{Output: out}
 	defer func() { s.end(so.status, start) }()
-	return s.exec.Respond(ctx, req, so)
+	err := s.exec.Respond(ctx, req, so)
+	if s.accessLog != "" {
+		s.access(ctx, req, so, start, errors.Is(err, bridge.ErrCutShort))
+	}
+	return err
+}
+
+// access writes the access log line of a FastCGI request: the line of
+// "cgirun http" (slog), or Apache's combined format.
+func (s *runnerStatus) access(ctx context.Context, req *bridge.Request, so *statusOutput, start time.Time, cut bool) {
+	rec := &serve.StatusRecorder{Status: so.status, Bytes: so.body, Cut: cut}
+	if s.accessLog == "combined" {
+		if r, err := bridge.NewHTTPRequest(ctx, req); err == nil {
+			serve.WriteLine(s.log, serve.AppendCombined(make([]byte, 0, 256), r, rec, serve.ClientIP(r.RemoteAddr), start))
+			return
+		}
+		// An environment too broken for a request: its slog line.
+	}
+	args := []any{"method", req.Env.Get("REQUEST_METHOD"), "uri", req.Env.Get("REQUEST_URI"), "status", rec.Status, "bytes", rec.Bytes,
+		"remote", req.Env.Get("REMOTE_ADDR"), "duration", time.Since(start)}
+	if cut {
+		args = append(args, "cut", true)
+	}
+	s.log.Info("cgirun: request", args...)
 }
 
 // handler returns next, the runner's HTTP handler, behind the status
@@ -91,11 +118,13 @@ func (s *runnerStatus) end(code int, start time.Time) {
 }
 
 // statusOutput notes the status of the CGI response stream written
-// through it: the Status line that the Executor writes first, 302 for a
-// local redirect (a stream without one, which the web server follows).
+// through it, and the size of its body. The Executor's first write holds
+// the whole header block: its Status line, none for a local redirect
+// (counted as 302, which the web server makes of it).
 type statusOutput struct {
 	bridge.Output
 	status int
+	body   int64 // bytes written after the header block
 }
 
 func (o *statusOutput) Write(p []byte) (int, error) {
@@ -106,8 +135,13 @@ func (o *statusOutput) Write(p []byte) (int, error) {
 				o.status = c
 			}
 		}
+		if i := bytes.Index(p, []byte("\r\n\r\n")); i >= 0 {
+			o.body -= int64(i + 4)
+		}
 	}
-	return o.Output.Write(p)
+	n, err := o.Output.Write(p)
+	o.body += int64(n)
+	return n, err
 }
 
 // runnerReport is what the runner's status page reports, the JSON form's
