@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -186,5 +188,81 @@ func TestRunnerStatusPageOff(t *testing.T) {
 	r := start(t, nil, "http", "--root", root, "--addr", "127.0.0.1:0")
 	if code, _, body := get(t, "GET", "http://"+r.httpAddr()+"/cgirun-status?json", "", nil); code != 200 || body != "script" {
 		t.Errorf("GET /cgirun-status = %d %q, want the script's answer", code, body)
+	}
+}
+
+// TestRunnerStatusPageSlots: with -c 1 and a script holding the slot, the
+// page shows the script running and a second request waiting, then, once
+// that request's client leaves, the request refused with 503.
+func TestRunnerStatusPageSlots(t *testing.T) {
+	root := t.TempDir()
+	flag := filepath.Join(t.TempDir(), "go-on")
+	writeScript(t, filepath.Join(root, "hold.cgi"), "#!/bin/sh\nwhile [ ! -e "+flag+" ]; do sleep 0.01; done\nprintf 'Content-Type: text/plain\\r\\n\\r\\nheld'\n")
+	writeScript(t, filepath.Join(root, "ok.cgi"), "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n")
+	r := start(t, nil, "http", "--root", root, "--addr", "127.0.0.1:0", "-c", "1", "--status-path", "/st")
+	c := &statusClient{t: t, mode: "http", root: root, addr: r.httpAddr(), sPath: "/st"}
+	wait := func(what string, ok func(scriptsReport) bool) {
+		t.Helper()
+		deadline := time.Now().Add(waitLimit)
+		for st := c.report(); !ok(st.Scripts); st = c.report() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the status page never showed %s: %+v", what, st.Scripts)
+			}
+			time.Sleep(5 * time.Millisecond) // polling, with the deadline above
+		}
+	}
+
+	held := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + c.addr + "/hold.cgi")
+		if err != nil {
+			held <- 0
+			return
+		}
+		// Read to its end: a client that leaves early ends the script.
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	wait("hold.cgi running", func(s scriptsReport) bool { return s.Running == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	second := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+c.addr+"/ok.cgi", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		second <- err
+	}()
+	wait("a request waiting for the slot", func(s scriptsReport) bool { return s.Waiting == 1 })
+	code, header, body := c.get(c.sPath, "openmetrics", "")
+	fams := testenv.Families(t, []byte(body), header)
+	for _, s := range []struct {
+		name string
+		want float64
+	}{{"cgirun_scripts_running", 1}, {"cgirun_requests_waiting", 1}, {"cgirun_scripts_started", 1}} {
+		if got := testenv.Sample(t, fams, s.name); code != 200 || got != s.want {
+			t.Errorf("?openmetrics %d: %s = %v, want %v", code, s.name, got, s.want)
+		}
+	}
+	cancel()
+	if err := <-second; err == nil {
+		t.Errorf("the second request, whose client left, got an answer")
+	}
+	wait("the request refused", func(s scriptsReport) bool { return s.Refused == 1 && s.Waiting == 0 })
+
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-held; code != 200 {
+		t.Errorf("GET /hold.cgi = %d, want 200", code)
+	}
+	wait("hold.cgi done with", func(s scriptsReport) bool { return s.Running == 0 && s.Exits["status_0"] == 1 && s.Started == 1 })
+	_, header, body = c.get(c.sPath, "", "application/openmetrics-text")
+	if got := testenv.Sample(t, testenv.Families(t, []byte(body), header), "cgirun_requests_rejected", "reason", "no_slot"); got != 1 {
+		t.Errorf("cgirun_requests_rejected{reason=no_slot} = %v, want 1", got)
 	}
 }
