@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cgirun/cgirun/internal/testenv"
 )
 
 // The runner's deploy snippet, and what the tests replace in it: the
@@ -20,7 +23,9 @@ const (
 
 // TestRunnerSnippet runs examples/cgi-bin through `cgirun fcgi` behind
 // nginx configured with examples/deploy/nginx-cgi-bin.conf, with only its
-// directory and socket replaced: what the README tells users to copy.
+// directory and socket replaced: what the README tells users to copy. The
+// runner's status page (--status-path) is given nginx's exact location of
+// the README, and its OpenMetrics page counts the scripts run.
 func TestRunnerSnippet(t *testing.T) {
 	requireBinary(t, "nginx")
 	requireBinary(t, "python3")
@@ -61,7 +66,8 @@ func TestRunnerSnippet(t *testing.T) {
 	buildExample(t, "./cmd/cgirun", bin)
 	// --socket-mode 0666: nginx's worker runs as www-data when the test
 	// runs as root.
-	argv := []string{bin, "fcgi", "--root", cgiDir, "-s", "unix:" + sock, "--socket-mode", "0666"}
+	argv := []string{bin, "fcgi", "--root", cgiDir, "-s", "unix:" + sock, "--socket-mode", "0666", "--status-path", "/cgirun-status"}
+	conf += "\nlocation = /cgirun-status {\n    allow 127.0.0.1;\n    deny all;\n    include " + nginxFastCGIParams + ";\n    fastcgi_pass unix:" + sock + ";\n}\n"
 	runner := startProcess(t, "cgirun", argv, []string{serverPath, "LANG=C"}, filepath.Join(dir, "cgirun.log"), false)
 	if err := runner.waitReady(nginxSocketReady(sock)); err != nil {
 		t.Fatalf("%v\n--- cgirun log ---\n%s", err, runner.Output())
@@ -85,5 +91,29 @@ func TestRunnerSnippet(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want %d %q\n%s\n--- cgirun log ---\n%s",
 				tt.path, resp.StatusCode, body, tt.status, tt.body, srv.ErrorLog(), runner.Output())
 		}
+	}
+
+	// Five scripts ran (missing.sh runs none); a script's exit is counted
+	// once it is done with, which can be after its answer, whatever the
+	// exit.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := get(t, srv.URL("/cgirun-status?openmetrics"), nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /cgirun-status?openmetrics = %d %q\n%s", resp.StatusCode, body, srv.ErrorLog())
+		}
+		fams := testenv.Families(t, body, resp.Header)
+		exits := 0.0
+		for _, kind := range []string{"status_0", "status_other", "signal"} {
+			exits += testenv.Sample(t, fams, "cgirun_script_exits", "exit", kind)
+		}
+		if testenv.Sample(t, fams, "cgirun_scripts_started") == 5 && exits == 5 && testenv.Sample(t, fams, "cgirun_responses", "class", "2xx") == 5 &&
+			testenv.Sample(t, fams, "cgirun_responses", "class", "4xx") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runner's status page through nginx never counted 5 scripts started and done with, 5 2xx and one 404:\n%s", body)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, with the deadline above
 	}
 }
