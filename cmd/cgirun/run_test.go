@@ -266,6 +266,8 @@ func TestUsageErrors(t *testing.T) {
 		{name: "fcgi extra argument", args: []string{"fcgi", "--root", root, "-s", sock, "extra"}, want: `unexpected argument "extra"`},
 		{name: "http without root", args: []string{"http"}, want: "no root"},
 		{name: "http bad addr", args: []string{"http", "--root", root, "--addr", "nowhere"}, want: "--addr (CGIRUN_HTTP)"},
+		{name: "fcgi bad access log format", args: []string{"fcgi", "--root", root, "-s", sock, "--access-log", "--access-log-format", "apache"},
+			want: `--access-log-format (CGIRUN_ACCESS_LOG_FORMAT) = "apache": want slog or combined`},
 		{name: "http bad access log format", args: []string{"http", "--root", root, "--access-log-format", "apache"},
 			want: `--access-log-format (CGIRUN_ACCESS_LOG_FORMAT) = "apache": want slog or combined`},
 		{name: "http bad kill grace", args: []string{"http", "--root", root, "--kill-grace", "0s"}, want: "--kill-grace"},
