@@ -482,10 +482,19 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 		cancel(err)
 		return err
 	}
+	// whole reports whether the client has had every byte of a body whose
+	// length the script declared: a request ended after that (a client
+	// that closes once it has them, as curl does) cut nothing.
+	declared, sent := int64(-1), int64(0)
+	if v := resp.Header.Get("Content-Length"); v != "" {
+		declared, _ = strconv.ParseInt(v, 10, 64) // checked by ReadResponse
+	}
+	whole := func() bool { return declared >= 0 && sent >= declared }
 	// The body, as it comes: each read is passed on, and flushed when the
 	// script has nothing more ready.
 	for {
 		n, rerr := br.Read(buf[:])
+		sent += int64(n)
 		if n > 0 {
 			werr := error(nil)
 			if _, werr = out.Write(buf[:n]); werr == nil && br.Buffered() == 0 {
@@ -503,6 +512,10 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 				log.Warn("cgi: script failed after its header block; response cut short", "exit", proc.ExitReason(err))
 				return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, err)
 			}
+			return nil
+		}
+		if (rerr != nil || cut()) && whole() && parent.Err() != nil {
+			log.Debug("cgi: the client left once it had the whole answer", "bytes", sent)
 			return nil
 		}
 		if rerr != nil || cut() {

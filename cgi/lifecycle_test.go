@@ -282,3 +282,46 @@ func threads(t *testing.T) int {
 	t.Fatal("no Threads line in /proc/self/status")
 	return 0
 }
+
+// TestExecutorClientLeavesAfterWholeAnswer: a client that closes once it
+// has every byte of a declared Content-Length (curl does, while the
+// script, such as a Python WSGI program, is still shutting down) cut
+// nothing: Respond returns nil, not ErrCutShort. Without a declared
+// length the same departure is a cut.
+func TestExecutorClientLeavesAfterWholeAnswer(t *testing.T) {
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"length.sh":   "#!/bin/sh\nprintf 'Content-Type: text/plain\\nContent-Length: 5\\n\\nhello'\nexec sleep 30\n",
+		"nolength.sh": "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhello'\nexec sleep 30\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, logs := newExecutor(t, root, nil)
+	for _, tt := range []struct {
+		script string
+		cut    bool
+	}{{"length.sh", false}, {"nolength.sh", true}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		out := &flushRecorder{flushed: make(chan string, 4)}
+		done := make(chan error, 1)
+		go func() { done <- e.Respond(ctx, &bridge.Request{Env: cgiEnv(root, tt.script)}, out) }()
+		// The client has the body, then leaves.
+		for s := range out.flushed {
+			if strings.HasSuffix(s, "hello") {
+				break
+			}
+		}
+		cancel()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(waitLimit):
+			t.Fatalf("%s: Respond still running %v after the client left", tt.script, waitLimit)
+		}
+		if got := errors.Is(err, bridge.ErrCutShort); got != tt.cut {
+			t.Errorf("%s: Respond = %v after the client left with the whole body; want cut %v\n%s", tt.script, err, tt.cut, logs)
+		}
+	}
+}
