@@ -1,7 +1,6 @@
 package cgirun
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -100,28 +99,14 @@ func (m *monitor) serveStatus(w http.ResponseWriter, r *http.Request, mode strin
 	// ?openmetrics, as php-fpm's), then its Accept header.
 	format := status.FormatOf(r.URL.Query(), r.Header.Get("Accept"))
 	st := m.status(mode, r.URL.Query().Has("full") && (format == status.FormatText || format == status.FormatJSON))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", status.ContentType(format))
-	var b []byte
-	switch format {
-	case status.FormatJSON:
-		b, _ = json.Marshal(st) // of maps with string keys, numbers and strings: it cannot fail
-		b = append(b, '\n')
-	case status.FormatOpenMetrics, status.FormatPrometheus:
-		e := status.Exposition{OpenMetrics: format == status.FormatOpenMetrics}
-		st.exposition(&e)
-		b = e.B
-	default:
-		b = st.text()
-	}
-	if _, err := w.Write(b); err != nil {
+	if err := status.Write(w, format, &st); err != nil {
 		m.log.Warn("cgirun: writing the status page", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
-// text writes st as php-fpm's status page does: "key: value" lines and,
+// Text writes st as php-fpm's status page does: "key: value" lines and,
 // with ?full, a block for each request in flight after a line of stars.
-func (st *statusReport) text() []byte {
+func (st *statusReport) Text() []byte {
 	t := status.Text{B: make([]byte, 0, 2048)}
 	t.Process(st.Version, st.Mode, st.started, st.UptimeSeconds, st.PID)
 	t.Uint("accepted conns", st.AcceptedConns)
@@ -151,9 +136,9 @@ func (st *statusReport) text() []byte {
 	return t.B
 }
 
-// exposition writes st in Prometheus's or OpenMetrics's text format, the
+// Exposition writes st in Prometheus's or OpenMetrics's text format, the
 // metric names prefixed cgirun_.
-func (st *statusReport) exposition(e *status.Exposition) {
+func (st *statusReport) Exposition(e *status.Exposition) {
 	e.Process(st.Version, st.Mode, st.started, st.UptimeSeconds)
 	e.Counter("cgirun_connections_accepted", "Connections accepted.", nil, st.AcceptedConns)
 	e.Gauge("cgirun_connections_open", "Connections open.", float64(st.OpenConns))

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -219,27 +218,13 @@ func (s *runnerStatus) report() runnerReport {
 func (s *runnerStatus) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	format := status.FormatOf(r.URL.Query(), r.Header.Get("Accept"))
 	st := s.report()
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", status.ContentType(format))
-	var b []byte
-	switch format {
-	case status.FormatJSON:
-		b, _ = json.Marshal(st) // of maps with string keys, numbers and strings: it cannot fail
-		b = append(b, '\n')
-	case status.FormatOpenMetrics, status.FormatPrometheus:
-		e := status.Exposition{OpenMetrics: format == status.FormatOpenMetrics}
-		st.exposition(&e)
-		b = e.B
-	default:
-		b = st.text()
-	}
-	if _, err := w.Write(b); err != nil {
+	if err := status.Write(w, format, &st); err != nil {
 		s.log.Warn("cgirun: writing the status page", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
-// text writes st as php-fpm's status page does: "key: value" lines.
-func (st *runnerReport) text() []byte {
+// Text writes st as php-fpm's status page does: "key: value" lines.
+func (st *runnerReport) Text() []byte {
 	t := status.Text{B: make([]byte, 0, 2048)}
 	t.Process(st.Version, st.Mode, st.started, st.UptimeSeconds, st.PID)
 	t.Uint("requests", st.Requests)
@@ -261,9 +246,9 @@ func (st *runnerReport) text() []byte {
 	return t.B
 }
 
-// exposition writes st in Prometheus's or OpenMetrics's text format, the
+// Exposition writes st in Prometheus's or OpenMetrics's text format, the
 // metric names prefixed cgirun_ as the cgirun.Run status page's.
-func (st *runnerReport) exposition(e *status.Exposition) {
+func (st *runnerReport) Exposition(e *status.Exposition) {
 	e.Process(st.Version, st.Mode, st.started, st.UptimeSeconds)
 	e.Counter("cgirun_requests", "Requests answered, the status page's left out.", nil, st.Requests)
 	e.Gauge("cgirun_requests_active", "Requests in flight, the status page's read left out.", float64(st.ActiveRequests))

@@ -10,7 +10,9 @@
 package status
 
 import (
+	"encoding/json"
 	"math"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -317,4 +319,33 @@ func ContentType(f Format) string {
 		return ContentTypeText
 	}
 	return "text/plain; charset=utf-8"
+}
+
+// Report is a status page's content: JSON is its encoding/json form.
+type Report interface {
+	// Text returns the page as php-fpm's "key: value" lines.
+	Text() []byte
+	// Exposition writes the page's metrics to e.
+	Exposition(e *Exposition)
+}
+
+// Write answers a request for a status page with rep in format f,
+// uncached: text, JSON, or the OpenMetrics or Prometheus text format.
+func Write(w http.ResponseWriter, f Format, rep Report) error {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", ContentType(f))
+	var b []byte
+	switch f {
+	case FormatJSON:
+		b, _ = json.Marshal(rep) // of maps with string keys, numbers and strings: it cannot fail
+		b = append(b, '\n')
+	case FormatOpenMetrics, FormatPrometheus:
+		e := Exposition{OpenMetrics: f == FormatOpenMetrics}
+		rep.Exposition(&e)
+		b = e.B
+	default:
+		b = rep.Text()
+	}
+	_, err := w.Write(b)
+	return err
 }
