@@ -65,7 +65,7 @@ func rlimitOf(t *testing.T, resource int) string {
 
 // TestExecutorRlimitsCrossed: a script past its CPU seconds is killed and
 // its request ends, long before the timeout; one past its open files
-// cannot open more.
+// cannot open more; one past its address space cannot allocate.
 func TestExecutorRlimitsCrossed(t *testing.T) {
 	root := t.TempDir()
 	write := func(name, text string) {
@@ -93,5 +93,16 @@ func TestExecutorRlimitsCrossed(t *testing.T) {
 	n, err := strconv.Atoi(strings.TrimSpace(body))
 	if resp.Status != 200 || err != nil || n <= 0 || n >= 16 {
 		t.Errorf("files.pl opening 100 files under 16 = %d %q, want 200 and a count below 16\n%s", resp.Status, body, logs)
+	}
+	// 512 MiB wanted under an address space of 256 MiB: perl cannot have it.
+	write("alloc.pl", "#!"+perl+"\nmy $x = 'x' x (512 << 20);\nprint \"Content-Type: text/plain\\n\\nallocated\\n\";\n")
+	alloc, logs := newExecutor(t, root, func(e *Executor) { e.Limits = Limits{AddressSpace: 256 << 20} })
+	resp, body, _ = respondScript(t, alloc, cgiEnv(root, "alloc.pl"), nil)
+	if resp.Status != 502 || strings.Contains(body, "allocated") {
+		t.Errorf("alloc.pl taking 512 MiB under 256 = %d %q, want 502\n%s", resp.Status, body, logs)
+	}
+	unbound, _ := newExecutor(t, root, nil)
+	if resp, body, _ = respondScript(t, unbound, cgiEnv(root, "alloc.pl"), nil); resp.Status != 200 || body != "allocated\n" {
+		t.Errorf("alloc.pl without limits = %d %q, want 200: the test cannot tell the limit's effect", resp.Status, body)
 	}
 }
