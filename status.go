@@ -147,18 +147,8 @@ func (st *statusReport) Exposition(e *status.Exposition) {
 	e.Gauge("cgirun_requests_active", "Requests in flight, the status page's read left out.", float64(st.ActiveRequests))
 	e.Gauge("cgirun_requests_active_max", "The most requests in flight at once since start.", float64(st.MaxActiveRequests))
 	e.Counter("cgirun_requests_slow", "Requests that took longer than CGIRUN_SLOWLOG_TIMEOUT.", nil, st.SlowRequests)
-	labels := make([][]status.Label, len(status.Classes))
-	values := make([]uint64, len(status.Classes))
-	for i, class := range status.Classes {
-		labels[i], values[i] = []status.Label{{Name: "class", Value: class}}, st.Responses[class]
-	}
-	e.Counter("cgirun_responses", "Requests the handler answered (and 503s past CGIRUN_MAX_REQUESTS), by status class.", labels, values...)
-	labels = make([][]status.Label, len(rejectReasons))
-	values = make([]uint64, len(rejectReasons))
-	for i, reason := range rejectReasons {
-		labels[i], values[i] = []status.Label{{Name: "reason", Value: reason}}, st.Rejected[reason]
-	}
-	e.Counter("cgirun_requests_rejected", "Requests refused, by reason.", labels, values...)
+	e.CounterBy("cgirun_responses", "Requests the handler answered (and 503s past CGIRUN_MAX_REQUESTS), by status class.", "class", status.Classes[:], st.Responses)
+	e.CounterBy("cgirun_requests_rejected", "Requests refused, by reason.", "reason", rejectReasons[:], st.Rejected)
 	e.Histogram("cgirun_request_duration_seconds", "How long the requests the handler answered took.", st.durations)
 	e.End()
 }

@@ -252,21 +252,11 @@ func (st *runnerReport) Exposition(e *status.Exposition) {
 	e.Process(st.Version, st.Mode, st.started, st.UptimeSeconds)
 	e.Counter("cgirun_requests", "Requests answered, the status page's left out.", nil, st.Requests)
 	e.Gauge("cgirun_requests_active", "Requests in flight, the status page's read left out.", float64(st.ActiveRequests))
-	labels := make([][]status.Label, len(status.Classes))
-	values := make([]uint64, len(status.Classes))
-	for i, class := range status.Classes {
-		labels[i], values[i] = []status.Label{{Name: "class", Value: class}}, st.Responses[class]
-	}
-	e.Counter("cgirun_responses", "Requests answered, by status class.", labels, values...)
+	e.CounterBy("cgirun_responses", "Requests answered, by status class.", "class", status.Classes[:], st.Responses)
 	e.Histogram("cgirun_request_duration_seconds", "How long the requests answered took.", st.durations)
 	sc := &st.Scripts
 	e.Counter("cgirun_scripts_started", "Scripts started.", nil, sc.Started)
-	labels = make([][]status.Label, len(exitKinds))
-	values = make([]uint64, len(exitKinds))
-	for i, kind := range exitKinds {
-		labels[i], values[i] = []status.Label{{Name: "exit", Value: kind}}, sc.Exits[kind]
-	}
-	e.Counter("cgirun_script_exits", "Scripts done with, by how they ended: status_0, status_other or signal.", labels, values...)
+	e.CounterBy("cgirun_script_exits", "Scripts done with, by how they ended: status_0, status_other or signal.", "exit", exitKinds[:], sc.Exits)
 	e.Counter("cgirun_script_timeouts", "Scripts whose request ran past --timeout.", nil, sc.Timeouts)
 	e.Counter("cgirun_script_kills", "Scripts whose process group was sent SIGKILL: alive --kill-grace after SIGTERM, or leaving processes that held their output.", nil, sc.Kills)
 	e.Gauge("cgirun_scripts_running", "Scripts running, each holding a slot of -c.", float64(sc.Running))

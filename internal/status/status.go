@@ -84,6 +84,17 @@ type Exposition struct {
 	B           []byte
 }
 
+// CounterBy writes the counter name with one sample for each of keys,
+// labelled label=key, its value counts[key].
+func (e *Exposition) CounterBy(name, help, label string, keys []string, counts map[string]uint64) {
+	labels := make([][]Label, len(keys))
+	values := make([]uint64, len(keys))
+	for i, k := range keys {
+		labels[i], values[i] = []Label{{Name: label, Value: k}}, counts[k]
+	}
+	e.Counter(name, help, labels, values...)
+}
+
 // Counter appends a counter family name (without _total) with one sample
 // per value; labels[i] labels values[i] and may be nil when there is one
 // value.
