@@ -243,15 +243,7 @@ func logRequests(log *slog.Logger, format string, h http.Handler) http.Handler {
 					http.NewResponseController(w).Flush()
 				}
 			}
-			if format == "combined" {
-				serve.WriteLine(log, serve.AppendCombined(make([]byte, 0, 256), r, rec, serve.ClientIP(r.RemoteAddr), start))
-			} else {
-				args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
-				if rec.Cut {
-					args = append(args, "cut", true)
-				}
-				log.Info("cgirun: request", args...)
-			}
+			writeAccess(log, format, r, uri, rec, start)
 			if p != nil {
 				panic(p)
 			}
@@ -259,6 +251,22 @@ func logRequests(log *slog.Logger, format string, h http.Handler) http.Handler {
 		h.ServeHTTP(rec, r)
 		returned = true
 	})
+}
+
+// writeAccess writes the access log line of request r, whose URI as
+// received was uri, answered as rec says: Apache's combined format, or
+// one slog line. "cgirun http", "cgirun proxy" and "cgirun fcgi" write the
+// same lines.
+func writeAccess(log *slog.Logger, format string, r *http.Request, uri string, rec *serve.StatusRecorder, start time.Time) {
+	if format == "combined" {
+		serve.WriteLine(log, serve.AppendCombined(make([]byte, 0, 256), r, rec, serve.ClientIP(r.RemoteAddr), start))
+		return
+	}
+	args := []any{"method", r.Method, "uri", uri, "status", rec.Status, "bytes", rec.Bytes, "remote", r.RemoteAddr, "duration", time.Since(start)}
+	if rec.Cut {
+		args = append(args, "cut", true)
+	}
+	log.Info("cgirun: request", args...)
 }
 
 // staticFiles answers the requests whose path names a file to serve as

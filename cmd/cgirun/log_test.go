@@ -72,7 +72,7 @@ func TestFCGIAccessLog(t *testing.T) {
 		args []string
 		want string // a regexp the log matches
 	}{
-		{"slog", []string{"--access-log"}, `msg="cgirun: request" method=GET uri="/ok.cgi\?a=1" status=200 bytes=2 remote=127\.0\.0\.9 duration=`},
+		{"slog", []string{"--access-log"}, `msg="cgirun: request" method=GET uri="/ok.cgi\?a=1" status=200 bytes=2 remote=127\.0\.0\.9:4000 duration=`},
 		{"combined", []string{"--access-log", "--access-log-format", "combined"},
 			`(?m)^127\.0\.0\.9 - - \[[^]]+\] "GET /ok\.cgi\?a=1 HTTP/1\.1" 200 2 "http://ref\.example/" "agent \\"q\\""$`},
 		{"none", nil, ``},

@@ -64,17 +64,15 @@ func (s *runnerStatus) Respond(ctx context.Context, req *bridge.Request, out bri
 	return err
 }
 
-// access writes the access log line of a FastCGI request: the line of
-// "cgirun http" (slog), or Apache's combined format.
+// access writes the access log line of a FastCGI request, as "cgirun
+// http" writes its own (writeAccess).
 func (s *runnerStatus) access(ctx context.Context, req *bridge.Request, so *statusOutput, start time.Time, cut bool) {
 	rec := &serve.StatusRecorder{Status: so.status, Bytes: so.body, Cut: cut}
-	if s.accessLog == "combined" {
-		if r, err := bridge.NewHTTPRequest(ctx, req); err == nil {
-			serve.WriteLine(s.log, serve.AppendCombined(make([]byte, 0, 256), r, rec, serve.ClientIP(r.RemoteAddr), start))
-			return
-		}
-		// An environment too broken for a request: its slog line.
+	if r, err := bridge.NewHTTPRequest(ctx, req); err == nil {
+		writeAccess(s.log, s.accessLog, r, req.Env.Get("REQUEST_URI"), rec, start)
+		return
 	}
+	// An environment too broken for a request: a slog line from it.
 	args := []any{"method", req.Env.Get("REQUEST_METHOD"), "uri", req.Env.Get("REQUEST_URI"), "status", rec.Status, "bytes", rec.Bytes,
 		"remote", req.Env.Get("REMOTE_ADDR"), "duration", time.Since(start)}
 	if cut {
