@@ -62,6 +62,14 @@ func (e *Executor) resolve(env *bridge.Environ) (*scriptFile, *scriptError) {
 		// neither names a file this runner will look up.
 		return nil, &scriptError{http.StatusForbidden, fmt.Sprintf("script name %q is not an absolute path", name)}
 	}
+	roots := e.roots
+	if e.RootFromRequest {
+		root, se := e.requestRoot(env)
+		if se != nil {
+			return nil, se
+		}
+		roots = []string{root}
+	}
 	s, err := openScript(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &scriptError{http.StatusNotFound, fmt.Sprintf("script %s does not exist", name)}
@@ -69,19 +77,51 @@ func (e *Executor) resolve(env *bridge.Environ) (*scriptFile, *scriptError) {
 	if err != nil {
 		return nil, &scriptError{http.StatusForbidden, fmt.Sprintf("script %s: %v", name, err)}
 	}
-	if se := e.check(name, s); se != nil {
+	if se := e.check(name, s, roots); se != nil {
 		s.close()
 		return nil, se
 	}
 	return s, nil
 }
 
-// check checks the script s that name resolved to: inside a root, on the
-// allowed list, a regular executable file.
-func (e *Executor) check(name string, s *scriptFile) *scriptError {
+// requestRoot returns the request's DOCUMENT_ROOT, absolute with symlinks
+// resolved, the root of its script under RootFromRequest, once it is
+// checked: a directory other than /, inside Roots when they are set.
+func (e *Executor) requestRoot(env *bridge.Environ) (string, *scriptError) {
+	dir := env.Get("DOCUMENT_ROOT")
+	switch {
+	case dir == "":
+		return "", &scriptError{http.StatusForbidden, "no DOCUMENT_ROOT, the root of the script when the runner is given none; the web server must send it (nginx's fastcgi_params does)"}
+	case strings.ContainsRune(dir, 0):
+		return "", &scriptError{http.StatusBadRequest, fmt.Sprintf("DOCUMENT_ROOT %q holds a NUL byte", dir)}
+	case !filepath.IsAbs(dir):
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("DOCUMENT_ROOT %q is not an absolute path", dir)}
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", &scriptError{http.StatusNotFound, fmt.Sprintf("DOCUMENT_ROOT %s does not exist", dir)}
+	}
+	if err != nil {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("DOCUMENT_ROOT %s: %v", dir, err)}
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("DOCUMENT_ROOT %s is not a directory", dir)}
+	}
+	if real == "/" {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("DOCUMENT_ROOT %s resolves to /, which confines nothing", dir)}
+	}
+	if len(e.roots) > 0 && !slices.ContainsFunc(e.roots, func(root string) bool { return within(real, root) }) {
+		return "", &scriptError{http.StatusForbidden, fmt.Sprintf("DOCUMENT_ROOT %s resolves to %s, outside the roots %v", dir, real, e.roots)}
+	}
+	return real, nil
+}
+
+// check checks the script s that name resolved to: inside one of roots,
+// on the allowed list, a regular executable file.
+func (e *Executor) check(name string, s *scriptFile, roots []string) *scriptError {
 	real := s.path
-	if !slices.ContainsFunc(e.roots, func(root string) bool { return within(real, root) }) {
-		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s resolves to %s, outside the roots %v", name, real, e.roots)}
+	if !slices.ContainsFunc(roots, func(root string) bool { return within(real, root) }) {
+		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s resolves to %s, outside the roots %v", name, real, roots)}
 	}
 	if e.allow != nil && !e.allow[real] {
 		return &scriptError{http.StatusForbidden, fmt.Sprintf("script %s is not in the allowed list", real)}

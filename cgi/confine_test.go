@@ -161,3 +161,76 @@ func TestExecutorDropsUnsafeVariables(t *testing.T) {
 		t.Errorf("Validate with AllowEnv [A=B] = %v, want an error naming AllowEnv", err)
 	}
 }
+
+// TestExecutorRootFromRequestRefuses plays the client of a runner that
+// takes each request's root from its DOCUMENT_ROOT: a root of /, a script
+// outside the root by its name, by "..", by a symlink, a root that is a
+// file or a symlink to /, and none at all; nothing runs outside the
+// DOCUMENT_ROOT, and with Roots set, no DOCUMENT_ROOT outside them.
+func TestExecutorRootFromRequestRefuses(t *testing.T) {
+	root := scripts(t)
+	outside := t.TempDir()
+	evil := filepath.Join(outside, "evil.sh")
+	os.WriteFile(evil, []byte("#!/bin/sh\necho pwned > \"$0.ran\"\n"), 0o755)
+	os.Symlink(evil, filepath.Join(root, "link.sh"))
+	links := t.TempDir()
+	os.Symlink("/", filepath.Join(links, "slash"))
+	os.Symlink(root, filepath.Join(links, "root"))
+	e, logs := newExecutor(t, "", func(e *Executor) { e.Roots, e.RootFromRequest = nil, true })
+	within, _ := newExecutor(t, root, func(e *Executor) { e.RootFromRequest = true })
+	req := func(docroot, script string) bridge.Environ {
+		env := []string{"REQUEST_METHOD=GET", "SCRIPT_FILENAME=" + script}
+		if docroot != "" {
+			env = append(env, "DOCUMENT_ROOT="+docroot)
+		}
+		return bridge.EnvironFromList(env)
+	}
+	tests := []struct {
+		name   string
+		e      *Executor
+		env    bridge.Environ
+		status int
+		log    string
+	}{
+		{"DOCUMENT_ROOT /", e, req("/", evil), 403, "confines nothing"},
+		{"DOCUMENT_ROOT a symlink to /", e, req(filepath.Join(links, "slash"), evil), 403, "confines nothing"},
+		{"script outside DOCUMENT_ROOT", e, req(root, evil), 403, "outside the roots"},
+		{"dot-dot out of DOCUMENT_ROOT", e, req(root, root+"/../"+filepath.Base(outside)+"/evil.sh"), 403, "outside the roots"},
+		{"symlink out of DOCUMENT_ROOT", e, req(root, filepath.Join(root, "link.sh")), 403, "outside the roots"},
+		{"DOCUMENT_ROOT+SCRIPT_NAME escaping", e, bridge.EnvironFromList([]string{"REQUEST_METHOD=GET", "DOCUMENT_ROOT=" + root, "SCRIPT_NAME=/../" + filepath.Base(outside) + "/evil.sh"}), 403, "outside the roots"},
+		{"DOCUMENT_ROOT the script itself", e, req(evil, evil), 403, "not a directory"},
+		{"no DOCUMENT_ROOT", e, req("", evil), 403, "no DOCUMENT_ROOT"},
+		{"relative DOCUMENT_ROOT", e, req("tmp", evil), 403, "not an absolute path"},
+		{"DOCUMENT_ROOT missing", e, req(filepath.Join(root, "nope"), evil), 404, "does not exist"},
+		{"DOCUMENT_ROOT with a NUL byte", e, req(outside+"\x00", evil), 400, "NUL"},
+		{"DOCUMENT_ROOT outside Roots", within, req(outside, evil), 403, "outside the roots"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.String())
+			resp, _, err := respondScript(t, tt.e, tt.env, nil)
+			if err != nil || resp.Status != tt.status {
+				t.Errorf("answer = %d, %v; want %d", resp.Status, err, tt.status)
+			}
+			if tt.e == e && !strings.Contains(logs.String()[before:], tt.log) {
+				t.Errorf("log lacks %q:\n%s", tt.log, logs.String()[before:])
+			}
+		})
+	}
+	if _, err := os.Stat(evil + ".ran"); err == nil {
+		t.Errorf("a script outside the DOCUMENT_ROOT ran")
+	}
+	// The request's own root serves its scripts, also through a symlink,
+	// and so does a root inside Roots.
+	for _, docroot := range []string{root, filepath.Join(links, "root")} {
+		if resp, body, _ := respondScript(t, e, req(docroot, filepath.Join(docroot, "hello.sh")), nil); resp.Status != 200 || body != "hello " {
+			t.Errorf("DOCUMENT_ROOT %s, its hello.sh: %d %q; want 200 \"hello \"", docroot, resp.Status, body)
+		}
+	}
+	if resp, _, _ := respondScript(t, within, req(root, filepath.Join(root, "hello.sh")), nil); resp.Status != 200 {
+		t.Errorf("DOCUMENT_ROOT one of Roots: %d, want 200", resp.Status)
+	}
+	if err := (&Executor{}).Validate(); err == nil || !strings.Contains(err.Error(), "RootFromRequest") {
+		t.Errorf("Validate with no Roots = %v, want an error naming RootFromRequest", err)
+	}
+}

@@ -38,7 +38,8 @@ const (
 //
 // The script is SCRIPT_FILENAME, or DOCUMENT_ROOT+SCRIPT_NAME when the web
 // server sent none. It must resolve, symlinks followed, to a regular
-// executable file inside one of Roots (and be one of Allow when that is
+// executable file inside one of Roots, or inside the request's
+// DOCUMENT_ROOT under RootFromRequest (and be one of Allow when that is
 // set): otherwise the client gets 404 (missing) or 403 (anything else) and
 // nothing runs. The child is started with execve directly (no shell), in
 // the script's directory and its own process group, with the request's
@@ -102,8 +103,21 @@ const (
 // process it started in a session of its own still holds them (the answer
 // is then cut short); see EndOrphans for ending such processes.
 type Executor struct {
-	// Roots are the directories that hold the scripts. Required.
+	// Roots are the directories that hold the scripts. Required unless
+	// RootFromRequest is set.
 	Roots []string
+	// RootFromRequest confines each request's script to the request's
+	// DOCUMENT_ROOT, symlinks resolved, as fcgiwrap does: a runner given
+	// no root serves what the web server's configuration points at
+	// (nginx's root, Apache's DocumentRoot). The root then comes from the
+	// web server, so any process that can reach the runner's socket
+	// chooses it, and runs any executable file it can name under a
+	// directory it also names: keep the socket to the web server alone.
+	// A request whose DOCUMENT_ROOT is missing, relative, not a directory
+	// or the file system's root / gets 403 (404 when it does not exist)
+	// and nothing runs. When Roots is set too, DOCUMENT_ROOT must be one
+	// of them or lie inside one.
+	RootFromRequest bool
 	// Allow, when not empty, lists the only scripts that may run, by
 	// path (fcgiwrap's -p).
 	Allow []string
@@ -267,8 +281,8 @@ func (e *Executor) Validate() error {
 }
 
 func (e *Executor) init() error {
-	if len(e.Roots) == 0 {
-		return errors.New("cgi: Executor needs at least one root directory")
+	if len(e.Roots) == 0 && !e.RootFromRequest {
+		return errors.New("cgi: Executor needs at least one root directory, or RootFromRequest")
 	}
 	for _, r := range e.Roots {
 		abs, err := filepath.Abs(r)
