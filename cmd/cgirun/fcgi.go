@@ -24,6 +24,7 @@ import (
 // fcgiConfig is the configuration of "cgirun fcgi".
 type fcgiConfig struct {
 	Root              []string      `desc:"--root: the directories holding the scripts; default: those of the -p scripts"`
+	RootFromRequest   bool          `split_words:"true" desc:"--root-from-request: confine each request's script to its DOCUMENT_ROOT (inside --root when given); the default of fcgiwrap's command line without --root and -p"`
 	Fastcgi           string        `desc:"-s: the address to listen on: unix:/path, /path, tcp:host:port or host:port; empty: the socket on fd 0, or systemd's"`
 	Allow             []string      `desc:"-p: the only scripts that may run, by path"`
 	StderrToWebServer bool          `split_words:"true" desc:"-f: copy what scripts write to stderr to the web server's error log"`
@@ -49,6 +50,16 @@ an executable file inside a root (symbolic links resolved), and one of the
 -p scripts when -p is given, or the client gets 403 or 404 and nothing runs.
 Scripts get the request's CGI variables, never HTTP_PROXY, plus only the
 --pass-env variables of cgirun's own environment.
+
+With --root-from-request, each request's script must be inside the
+request's DOCUMENT_ROOT (symlinks resolved; not /), and that inside a
+--root when --root is given too: a request without DOCUMENT_ROOT gets 403.
+fcgiwrap's command line (flags, no command) given neither --root nor -p
+does so, with a warning at start, so that "cgirun -f" serves what
+fcgiwrap -f served. The web server sends DOCUMENT_ROOT, so whoever can
+connect to the socket chooses it, as with fcgiwrap: keep the socket to
+the web server alone (a unix socket of mode 0660), and give --root to fix
+where scripts may be.
 
 fcgiwrap's flags work as they are: -s ADDR, -c N, -f, -p PATH. Unlike
 fcgiwrap, -c is the most scripts running at once (a request past it waits up
@@ -109,6 +120,7 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	envErr := loadEnv(&cfg)
 	fs := newFlagSet("fcgi")
 	fs.Var(&listFlag{list: &cfg.Root}, "root", "serve the scripts under `DIR` (repeatable)")
+	fs.BoolVar(&cfg.RootFromRequest, "root-from-request", cfg.RootFromRequest, "confine each request's script to the request's DOCUMENT_ROOT, which the web server sends (fcgiwrap's way; with --root, the DOCUMENT_ROOT must be inside one); whoever can connect to the socket chooses it")
 	fs.StringVar(&cfg.Fastcgi, "s", cfg.Fastcgi, "listen on `ADDR`: unix:/path, /path, tcp:host:port or host:port")
 	fs.Var(&listFlag{list: &cfg.Allow}, "p", "let only the script at `PATH` run (repeatable)")
 	fs.BoolVar(&cfg.StderrToWebServer, "f", cfg.StderrToWebServer, "copy scripts' stderr to the web server's error log (it always goes to cgirun's log)")
@@ -132,6 +144,10 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
+	implied := c.fcgiwrapLine && len(cfg.Root) == 0 && len(cfg.Allow) == 0 && !cfg.RootFromRequest
+	if implied {
+		cfg.RootFromRequest = true
+	}
 	lc, err := cfg.validate()
 	if err != nil {
 		return err
@@ -141,6 +157,13 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 	exec, err := cfg.executor(cfg.Root, log)
 	if err != nil {
 		return err
+	}
+	exec.RootFromRequest = cfg.RootFromRequest
+	switch {
+	case implied:
+		log.Warn("cgirun: no --root: each request's script must be inside the request's DOCUMENT_ROOT, which the web server sends, as with fcgiwrap; whoever can connect to the socket chooses it. Give --root DIR (CGIRUN_ROOT), such as --root /usr/lib/cgi-bin, to fix where scripts may be")
+	case cfg.RootFromRequest && len(cfg.Root) == 0:
+		log.Warn("cgirun: --root-from-request without --root: each request's script must be inside the request's DOCUMENT_ROOT, which whoever can connect to the socket chooses. Give --root DIR (CGIRUN_ROOT) too to bound the DOCUMENT_ROOTs")
 	}
 	exec.Allow = cfg.Allow
 	exec.StderrToWebServer = cfg.StderrToWebServer
@@ -172,7 +195,11 @@ func (c *cli) fcgi(ctx context.Context, args []string) error {
 		responder = st
 	}
 	srv := &fastcgi.Server{Responder: responder, Logger: log}
-	log.Info("cgirun: serving FastCGI", "on", set.Where, "roots", strings.Join(cfg.Root, ","), "children", cfg.Children)
+	roots := strings.Join(cfg.Root, ",")
+	if cfg.RootFromRequest {
+		roots = strings.Join(append([]string{"DOCUMENT_ROOT"}, cfg.Root...), " inside ")
+	}
+	log.Info("cgirun: serving FastCGI", "on", set.Where, "roots", roots, "children", cfg.Children)
 	loop := &serve.Loop{Server: srv, Listeners: set.Listeners, Log: log, Grace: cfg.ShutdownGrace, Ready: set.Ready, Hup: hup,
 		Upgrade: func(ctx context.Context) (int, error) { return upgrade.Start(ctx, set.Listeners, cfg.UpgradeTimeout) }}
 	return loop.Run(ctx)
@@ -241,8 +268,8 @@ func (cfg *fcgiConfig) validate() (fastcgi.ListenConfig, error) {
 			}
 		}
 	}
-	if len(cfg.Root) == 0 {
-		return fastcgi.ListenConfig{}, usagef("no root: give --root DIR (or CGIRUN_ROOT), the directory holding the scripts")
+	if len(cfg.Root) == 0 && !cfg.RootFromRequest {
+		return fastcgi.ListenConfig{}, usagef("no root: give --root DIR (or CGIRUN_ROOT), the directory holding the scripts, such as --root /usr/lib/cgi-bin; or --root-from-request (CGIRUN_ROOT_FROM_REQUEST) to confine each request to its DOCUMENT_ROOT, as fcgiwrap does")
 	}
 	if err := cfg.ScriptConfig.validate(); err != nil {
 		return fastcgi.ListenConfig{}, err

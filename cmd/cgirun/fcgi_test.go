@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -258,4 +259,94 @@ func TestFCGIScriptGetsNoInheritedDescriptor(t *testing.T) {
 		t.Fatalf("FastCGI request for %s = %d %q, want 200", script, rec.Code, rec.Body)
 	}
 	checkNoInheritedSecret(t, fd, rec.Body.String())
+}
+
+// TestFcgiwrapCommandLineRootFromRequest: Debian's fcgiwrap.service runs
+// "fcgiwrap -f" with no root; "cgirun -f" then serves each request's
+// script from inside its DOCUMENT_ROOT (nginx's root /usr/lib; and
+// SCRIPT_FILENAME /usr/lib/cgi-bin/x in Debian's example), warns at start,
+// and refuses a client of the socket that names a root of /, a script
+// outside the root, by "..", or by a symlink, or no root at all.
+func TestFcgiwrapCommandLineRootFromRequest(t *testing.T) {
+	docroot := t.TempDir()
+	hello := writeScript(t, filepath.Join(docroot, "cgi-bin", "hello.sh"), envScript)
+	outsideDir := t.TempDir()
+	outside := writeScript(t, filepath.Join(outsideDir, "outside.sh"), "#!/bin/sh\ntouch \"$0.ran\"\nprintf 'Content-Type: text/plain\\r\\n\\r\\npwned'\n")
+	if err := os.Symlink(outside, filepath.Join(docroot, "cgi-bin", "link.sh")); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1"}
+	params := func(kv ...string) map[string]string {
+		p := maps.Clone(base)
+		for i := 0; i < len(kv); i += 2 {
+			p[kv[i]] = kv[i+1]
+		}
+		return p
+	}
+	tests := []struct {
+		name   string
+		params map[string]string
+		status int
+	}{
+		{"the DOCUMENT_ROOT's script", params("DOCUMENT_ROOT", docroot, "SCRIPT_FILENAME", hello, "SCRIPT_NAME", "/cgi-bin/hello.sh"), 200},
+		{"DOCUMENT_ROOT /", params("DOCUMENT_ROOT", "/", "SCRIPT_FILENAME", outside), 403},
+		{"script outside DOCUMENT_ROOT", params("DOCUMENT_ROOT", docroot, "SCRIPT_FILENAME", outside), 403},
+		{"dot-dot out of DOCUMENT_ROOT", params("DOCUMENT_ROOT", docroot, "SCRIPT_FILENAME", docroot+"/../"+filepath.Base(outsideDir)+"/outside.sh"), 403},
+		{"symlink out of DOCUMENT_ROOT", params("DOCUMENT_ROOT", docroot, "SCRIPT_FILENAME", filepath.Join(docroot, "cgi-bin", "link.sh")), 403},
+		{"no DOCUMENT_ROOT", params("SCRIPT_FILENAME", hello), 403},
+	}
+	for _, args := range [][]string{{"-f"}, {"--root-from-request"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			sock := filepath.Join(socketDir(t), "w.sock")
+			if args[0] == "--root-from-request" {
+				args = []string{"fcgi", "--root-from-request"}
+			}
+			r := start(t, nil, append(args, "-s", "unix:"+sock)...)
+			r.waitLog(`serving FastCGI.* roots=DOCUMENT_ROOT `)
+			if !strings.Contains(r.logs.String(), "level=WARN") || !strings.Contains(r.logs.String(), "DOCUMENT_ROOT") || !strings.Contains(r.logs.String(), "--root DIR") {
+				t.Errorf("run(%q) logged no warning naming DOCUMENT_ROOT and --root DIR:\n%s", args, r.logs)
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					rec := fcgiDo(t, "unix", sock, tt.params, "")
+					if rec.Code != tt.status {
+						t.Errorf("FastCGI request %v = %d %q, want %d", tt.params, rec.Code, rec.Body, tt.status)
+					}
+				})
+			}
+			r.waitLog(`script refused.*no DOCUMENT_ROOT`)
+			if code := r.stop(); code != exitOK {
+				t.Errorf("run(%q) after SIGTERM = %d, want 0; stderr:\n%s", args, code, r.logs)
+			}
+		})
+	}
+	if _, err := os.Stat(outside + ".ran"); err == nil {
+		t.Errorf("a script outside the DOCUMENT_ROOT ran")
+	}
+}
+
+// TestFCGIRootFromRequestInsideRoot: with --root too, a DOCUMENT_ROOT
+// outside it is refused, and one inside it serves its scripts.
+func TestFCGIRootFromRequestInsideRoot(t *testing.T) {
+	root := t.TempDir()
+	hello := writeScript(t, filepath.Join(root, "site", "hello.sh"), envScript)
+	other := t.TempDir()
+	outside := writeScript(t, filepath.Join(other, "hello.sh"), envScript)
+	sock := filepath.Join(socketDir(t), "r.sock")
+	r := start(t, nil, "fcgi", "--root", root, "--root-from-request", "-s", "unix:"+sock)
+	r.waitLog(`serving FastCGI.* roots="DOCUMENT_ROOT inside ` + regexp.QuoteMeta(root) + `"`)
+	base := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1"}
+	for _, tt := range []struct {
+		docroot, script string
+		status          int
+	}{{filepath.Dir(hello), hello, 200}, {other, outside, 403}} {
+		p := maps.Clone(base)
+		p["DOCUMENT_ROOT"], p["SCRIPT_FILENAME"] = tt.docroot, tt.script
+		if rec := fcgiDo(t, "unix", sock, p, ""); rec.Code != tt.status {
+			t.Errorf("DOCUMENT_ROOT %s, SCRIPT_FILENAME %s = %d %q, want %d", tt.docroot, tt.script, rec.Code, rec.Body, tt.status)
+		}
+	}
+	if code := r.stop(); code != exitOK {
+		t.Errorf("run after SIGTERM = %d, want 0; stderr:\n%s", code, r.logs)
+	}
 }

@@ -20,6 +20,10 @@ type cli struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// fcgiwrapLine is set when fcgi runs for a command line without a
+	// command, fcgiwrap's: without --root and -p, each request's script
+	// is then confined to its DOCUMENT_ROOT, as fcgiwrap does.
+	fcgiwrapLine bool
 }
 
 // command is a subcommand.
@@ -45,7 +49,9 @@ func topUsage(w io.Writer) {
 	io.WriteString(w, `
 Started with no command and a listening socket on fd 0 (spawn-fcgi,
 mod_fcgid) or systemd sockets, cgirun serves FastCGI: "cgirun fcgi". Flags
-with no command are fcgi's, so that fcgiwrap's command line works as it is.
+with no command are fcgi's, so that fcgiwrap's command line works as it is:
+given neither --root nor -p, it confines each request's script to the
+request's DOCUMENT_ROOT, as fcgiwrap does (--root-from-request).
 
 "cgirun COMMAND --help" lists a command's flags and its CGIRUN_* environment
 variables. Exit status: 0 done, 1 failed, 2 a usage error.
@@ -76,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			topUsage(stderr)
 			return exitUsage
 		}
-		name = "fcgi"
+		name, c.fcgiwrapLine = "fcgi", true
 	case name == "-h" || name == "-help" || name == "--help" || (name == "help" && len(rest) == 0):
 		topUsage(stdout)
 		return exitOK
@@ -86,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		name = "version"
 	case strings.HasPrefix(name, "-"):
 		// fcgiwrap's command line: its flags and no command.
-		name, rest = "fcgi", args
+		name, rest, c.fcgiwrapLine = "fcgi", args, true
 	}
 	for _, cmd := range commands {
 		if cmd.name == name {

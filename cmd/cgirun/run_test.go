@@ -258,6 +258,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "negative upgrade timeout", args: []string{"fcgi", "--root", root, "-s", sock, "--upgrade-timeout", "-1s"}, want: "--upgrade-timeout"},
 		{name: "bad log format", args: []string{"fcgi", "--root", root, "-s", sock, "--log-format", "xml"}, want: "--log-format"},
 		{name: "no root", args: []string{"fcgi", "-s", sock}, want: "no root"},
+		{name: "no root names the opt-in", args: []string{"fcgi", "-s", sock}, want: "or --root-from-request (CGIRUN_ROOT_FROM_REQUEST) to confine each request to its DOCUMENT_ROOT"},
 		{name: "status path not a path", args: []string{"fcgi", "--root", root, "-s", sock, "--status-path", "status"},
 			want: `--status-path (CGIRUN_STATUS_PATH) = "status": want a path starting with /, such as /cgirun-status`},
 		{name: "root is not a directory", args: []string{"fcgi", "--root", "/etc/passwd", "-s", sock}, want: "not a directory"},
