@@ -212,8 +212,13 @@ func (f *listFlag) Set(v string) error {
 }
 
 // writeHelp writes a command's help: text, then its flags, then the
-// environment variables of spec (a pointer to its config struct).
+// environment variables of spec (a pointer to its config struct). To a
+// helpPages it hands the three over instead, for the man page.
 func writeHelp(w io.Writer, text string, fs *flag.FlagSet, spec any) {
+	if p, ok := w.(*helpPages); ok {
+		p.pages = append(p.pages, helpPage{text, fs, spec})
+		return
+	}
 	io.WriteString(w, strings.TrimLeft(text, "\n"))
 	if fs != nil {
 		io.WriteString(w, "\nFlags:\n")

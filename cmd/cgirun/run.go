@@ -99,6 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return c.exit(name, cmd.run(c, ctx, rest))
 		}
 	}
+	if name == "man" {
+		// Not listed: the release build's, for the packages' man page.
+		return c.exit(name, c.man(ctx, rest))
+	}
 	fmt.Fprintf(stderr, "cgirun: unknown command %q (commands: fcgi, http, proxy, probe, version; see cgirun --help)\n", name)
 	return exitUsage
 }

@@ -280,6 +280,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "probe relative path", args: []string{"probe", sock, "healthz"}, want: `path "healthz"`},
 		{name: "probe bad header", args: []string{"probe", "-H", "no colon", sock}, want: "-H"},
 		{name: "probe three arguments", args: []string{"probe", sock, "/a", "/b"}, want: `unexpected argument "/b"`},
+		{name: "man extra argument", args: []string{"man", "now"}, want: `unexpected argument "now"`},
 		{name: "version extra argument", args: []string{"version", "now"}, want: `unexpected argument "now"`},
 	}
 	for _, tt := range tests {
