@@ -32,10 +32,12 @@ import (
 	"github.com/cgirun/cgirun/bridge"
 )
 
-// The systemd units under test, read as they are.
+// The systemd units under test, read as they are: templates, read for
+// the instance runInstance.
 const (
-	runSocketUnit  = "examples/deploy/cgirun.socket"
-	runServiceUnit = "examples/deploy/cgirun.service"
+	runSocketUnit  = "examples/deploy/cgirun@.socket"
+	runServiceUnit = "examples/deploy/cgirun@.service"
+	runInstance    = "app"
 )
 
 // runHello is examples/hello's answer to GET /.
@@ -229,9 +231,10 @@ func runFastCGIGet(t *testing.T, path string, logs func() string) (int, string) 
 }
 
 // runUnit returns the values of key in section of the systemd unit file
-// at path (relative to the module root), in order; an empty assignment
-// empties the list, as in systemd. It reads what the files under test
-// use; a continued line, which it would misread, fails the test.
+// at path (relative to the module root), in order, with the instance
+// specifier %i replaced by runInstance; an empty assignment empties the
+// list, as in systemd. It reads what the files under test use; a
+// continued line, which it would misread, fails the test.
 func runUnit(t *testing.T, path, section, key string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(moduleRoot(t), path))
@@ -258,7 +261,7 @@ func runUnit(t *testing.T, path, section, key string) []string {
 		if current != section || strings.TrimSpace(k) != key {
 			continue
 		}
-		if v = strings.TrimSpace(v); v == "" {
+		if v = strings.ReplaceAll(strings.TrimSpace(v), "%i", runInstance); v == "" {
 			values = nil
 		} else {
 			values = append(values, v)
@@ -353,9 +356,9 @@ func runGetFd0(t *testing.T, bin string) (int, string, string) {
 	return status, body, p.Output()
 }
 
-// runGetSystemd starts bin as systemd starts cgirun.service when a client
-// connects to cgirun.socket, both files read as they are, and sends it
-// GET / over FastCGI.
+// runGetSystemd starts bin as systemd starts cgirun@app.service when a
+// client connects to cgirun@app.socket, both files read as they are, and
+// sends it GET / over FastCGI.
 func runGetSystemd(t *testing.T, bin string) (int, string, string) {
 	t.Helper()
 	listen := runOneValue(t, runSocketUnit, "Socket", "ListenStream")
@@ -395,7 +398,8 @@ func runGetSystemd(t *testing.T, bin string) (int, string, string) {
 	// The program's pid is known only once it runs: the shell sets
 	// LISTEN_PID to its own pid, $$, which exec keeps for the program.
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0"`, bin)
-	cmd.Env = runEnv(append([]string{"LISTEN_FDNAMES=" + filepath.Base(runSocketUnit), runNoFallback}, runSystemdEnv(t)...)...)
+	fdName := strings.Replace(filepath.Base(runSocketUnit), "@", "@"+runInstance, 1)
+	cmd.Env = runEnv(append([]string{"LISTEN_FDNAMES=" + fdName, runNoFallback}, runSystemdEnv(t)...)...)
 	cmd.ExtraFiles = []*os.File{f}
 	p := runStart(t, "hello (systemd)", cmd, filepath.Join(dir, "hello.log"))
 	if err := f.Close(); err != nil {
