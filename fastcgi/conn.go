@@ -105,6 +105,9 @@ func (c *conn) log() *slog.Logger {
 	return c.logger
 }
 
+// Serve runs serve, for the server's gateway.Tracker.
+func (c *conn) Serve() { c.serve() }
+
 // serve is the connection's read loop: it reads records and dispatches
 // them until the connection fails or closes.
 func (c *conn) serve() {
@@ -337,7 +340,7 @@ func (c *conn) begin(id uint16, content []byte) error {
 		return nil
 	}
 	if n >= c.maxReqs {
-		c.srv.stats.overloaded.Add(1)
+		c.srv.track.Overloaded()
 		c.log().Warn("fastcgi: request refused: too many requests on one connection", "req_id", id, "limit", c.maxReqs)
 		c.writeRecords(func(b []byte) []byte { return appendEndRequest(b, id, 0, statusOverloaded) })
 		return nil
@@ -404,7 +407,7 @@ func (c *conn) params(r *request, content []byte) error {
 func (c *conn) refuse(r *request, status int, cause error) {
 	c.log().Warn("fastcgi: request refused", "req_id", r.id, "status", status, "err", cause)
 	if status == http.StatusRequestHeaderFieldsTooLarge {
-		c.srv.stats.headersLarge.Add(1)
+		c.srv.track.HeadersLarge()
 	}
 	r.cancel(cause)
 	stream := bridge.AppendError(nil, status, "")
@@ -488,6 +491,9 @@ func (c *conn) finish(r *request, end func([]byte) []byte) {
 	}
 }
 
+// Close is close, for the server's gateway.Tracker.
+func (c *conn) Close(cause error) { c.close(cause) }
+
 // close closes the connection once: every request still open has its
 // context cancelled with cause (ErrConnClosed when nil) and its streams
 // failed.
@@ -526,5 +532,5 @@ func (c *conn) close(cause error) {
 			r.data.fail(cause)
 		}
 	}
-	c.srv.untrackConn(c)
+	c.srv.track.Remove(c)
 }

@@ -17,10 +17,10 @@ const lingerTime = 2 * time.Second
 // connection in nginx's pool can carry one at any moment.
 const drainGrace = 50 * time.Millisecond
 
-// drain makes the connection close after its last request (Shutdown). An
+// Drain makes the connection close after its last request (Shutdown). An
 // idle one gets drainGrace to show a request already on its way; either
 // closes then unless a request is waiting in the socket.
-func (c *conn) drain() {
+func (c *conn) Drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.draining = true

@@ -1,19 +1,11 @@
 package fastcgi
 
 import (
-	"errors"
-	"fmt"
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 
-	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/cgirun/cgirun/internal/gateway"
 )
 
 // Listen opens a listener on addr: "unix:/path/to.sock", "/path/to.sock",
@@ -31,7 +23,8 @@ func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
 // listen.mode, listen.owner and listen.group. A web server that cannot
 // connect logs "Permission denied" in its own log alone, so give the
 // socket to the web server's group (www-data on Debian) rather than
-// opening its mode to everyone.
+// opening its mode to everyone. The scgi and uwsgi packages create their
+// sockets by the same rules.
 type ListenConfig struct {
 	// Mode is the socket file's mode; 0 means 0660.
 	Mode fs.FileMode
@@ -49,177 +42,37 @@ type ListenConfig struct {
 // Group are looked up first: when one is unknown, no socket is created.
 // TCP addresses ignore lc.
 func (lc ListenConfig) Listen(addr string) (net.Listener, error) {
-	network, address, err := ParseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
-	if network == "tcp" {
-		return net.Listen("tcp", address)
-	}
-	uid, gid, err := lc.IDs()
-	if err != nil {
-		return nil, err
-	}
-	mode := lc.Mode
-	if mode == 0 {
-		mode = 0o660
-	}
-	if err := removeStaleSocket(address); err != nil {
-		return nil, err
-	}
-	if err := checkDir(filepath.Dir(address)); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("unix", address)
-	if err != nil {
-		return nil, err
-	}
-	if uid != -1 || gid != -1 {
-		if err := os.Chown(address, uid, gid); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("fastcgi: giving %s to owner %q, group %q: %w", address, lc.Owner, lc.Group, err)
-		}
-	}
-	if err := os.Chmod(address, mode); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("fastcgi: setting the mode of %s: %w", address, err)
-	}
-	return l, nil
+	l, err := gateway.ListenConfig(lc).Listen(addr)
+	return l, gateway.Prefix("fastcgi", err)
 }
 
 // IDs returns the uid and gid of lc.Owner and lc.Group, -1 for an empty
 // one. The error names the one that is not a user or group of this
 // system.
 func (lc ListenConfig) IDs() (uid, gid int, err error) {
-	uid, gid = -1, -1
-	if lc.Owner != "" {
-		if uid, err = lookupID(lc.Owner, "user", lookupUser); err != nil {
-			return -1, -1, fmt.Errorf("fastcgi: socket owner %q: %w", lc.Owner, err)
-		}
-	}
-	if lc.Group != "" {
-		if gid, err = lookupID(lc.Group, "group", lookupGroup); err != nil {
-			return -1, -1, fmt.Errorf("fastcgi: socket group %q: %w", lc.Group, err)
-		}
-	}
-	return uid, gid, nil
-}
-
-func lookupUser(name string) (string, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return "", err
-	}
-	return u.Uid, nil
-}
-
-func lookupGroup(name string) (string, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return "", err
-	}
-	return g.Gid, nil
-}
-
-// lookupID returns the id of name, a name that lookup finds or a number
-// (which need not be in /etc/passwd or /etc/group, as for chown).
-func lookupID(name, kind string, lookup func(string) (string, error)) (int, error) {
-	if n, err := strconv.ParseUint(name, 10, 31); err == nil {
-		return int(n), nil
-	}
-	if strings.HasPrefix(name, "-") || strings.HasPrefix(name, "+") {
-		return -1, fmt.Errorf("not a %s name or a number of 0 or more", kind)
-	}
-	id, err := lookup(name)
-	if err != nil {
-		return -1, fmt.Errorf("no such %s", kind)
-	}
-	n, err := strconv.ParseUint(id, 10, 31)
-	if err != nil {
-		return -1, fmt.Errorf("%s id %q is not a number", kind, id)
-	}
-	return int(n), nil
-}
-
-// checkDir checks that dir, where a socket file is to be created, exists,
-// and says what to do when it does not.
-func checkDir(dir string) error {
-	_, err := os.Stat(dir)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil // net.Listen reports other errors
-	}
-	if rel, ok := strings.CutPrefix(dir, "/run/"); ok && rel != "" {
-		return fmt.Errorf("fastcgi: directory %s does not exist: create it, or set RuntimeDirectory=%s under systemd", dir, rel)
-	}
-	return fmt.Errorf("fastcgi: directory %s does not exist: create it", dir)
+	uid, gid, err = gateway.ListenConfig(lc).IDs()
+	return uid, gid, gateway.Prefix("fastcgi", err)
 }
 
 // ParseAddr splits a listen address into a network ("unix" or "tcp") and an
 // address, and rejects what cannot be one. A bare absolute path is a unix
 // socket, as php-fpm's listen and nginx's fastcgi_pass write one.
 func ParseAddr(addr string) (network, address string, err error) {
-	switch {
-	case strings.HasPrefix(addr, "unix:"):
-		path := strings.TrimPrefix(addr, "unix:")
-		if path == "" {
-			return "", "", fmt.Errorf("fastcgi: address %q: empty socket path", addr)
-		}
-		return "unix", path, nil
-	case strings.HasPrefix(addr, "/"):
-		return "unix", addr, nil
-	case strings.HasPrefix(addr, "tcp:"):
-		addr = strings.TrimPrefix(addr, "tcp:")
-	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", "", fmt.Errorf("fastcgi: address %q: want unix:/path, /path, tcp:host:port or host:port, such as unix:/run/app/app.sock", addr)
-	}
-	return "tcp", addr, nil
-}
-
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("fastcgi: %s exists and is not a socket", path)
-	}
-	c, err := net.Dial("unix", path)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("fastcgi: %s: another process listens on it", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("fastcgi: checking %s: %w", path, err)
-	}
-	return os.Remove(path)
+	network, address, err = gateway.ParseAddr(addr)
+	return network, address, gateway.Prefix("fastcgi", err)
 }
 
 // IsListeningSocket reports whether fd is a listening socket, the way a
 // FastCGI application started by mod_fcgid, spawn-fcgi or lighttpd finds its
 // socket on fd 0. A pipe, a file or a terminal is never taken for one.
-func IsListeningSocket(fd int) bool {
-	v, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN)
-	return err == nil && v == 1
-}
+func IsListeningSocket(fd int) bool { return gateway.IsListeningSocket(fd) }
 
 // InheritedListener returns a listener on the listening socket at fd (0
 // for mod_fcgid and spawn-fcgi). The descriptor is closed-on-exec, so that
 // CGI children never inherit it.
 func InheritedListener(fd int) (net.Listener, error) {
-	if !IsListeningSocket(fd) {
-		return nil, fmt.Errorf("fastcgi: fd %d is not a listening socket", fd)
-	}
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd))
-	l, err := net.FileListener(f) // dups fd with close-on-exec
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("fastcgi: fd %d: %w", fd, err)
-	}
-	return l, nil
+	l, err := gateway.InheritedListener(fd)
+	return l, gateway.Prefix("fastcgi", err)
 }
 
 // SystemdListeners returns the sockets passed by systemd socket activation
@@ -227,60 +80,13 @@ func InheritedListener(fd int) (net.Listener, error) {
 // way. It unsets LISTEN_* and marks the descriptors close-on-exec, so that
 // child processes never inherit them.
 func SystemdListeners() ([]net.Listener, error) {
-	ls, err := activation.Listeners()
-	if err != nil {
-		return nil, fmt.Errorf("fastcgi: systemd socket activation: %w", err)
-	}
-	out := ls[:0]
-	for _, l := range ls {
-		if l != nil { // nil: a descriptor that is not a stream socket
-			out = append(out, l)
-		}
-	}
-	return out, nil
+	ls, err := gateway.SystemdListeners()
+	return ls, gateway.Prefix("fastcgi", err)
 }
 
 // allowedPeers returns the addresses allowed to connect over TCP: the
 // server's WebServerAddrs, else FCGI_WEB_SERVER_ADDRS, else nil (any).
 func (s *Server) allowedPeers() ([]netip.Addr, error) {
-	list := s.WebServerAddrs
-	if list == nil {
-		env := os.Getenv("FCGI_WEB_SERVER_ADDRS")
-		if env == "" {
-			return nil, nil
-		}
-		list = strings.Split(env, ",")
-	}
-	addrs := make([]netip.Addr, 0, len(list))
-	for _, a := range list {
-		ip, err := netip.ParseAddr(strings.TrimSpace(a))
-		if err != nil {
-			return nil, fmt.Errorf("fastcgi: FCGI_WEB_SERVER_ADDRS: %q is not an IP address", a)
-		}
-		addrs = append(addrs, ip.Unmap())
-	}
-	return addrs, nil
-}
-
-// peerAllowed reports whether c's peer may talk to the server. Only TCP
-// peers are checked.
-func peerAllowed(c net.Conn, allowed []netip.Addr) bool {
-	if allowed == nil {
-		return true
-	}
-	ta, ok := c.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return true
-	}
-	ip, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
-		return false
-	}
-	ip = ip.Unmap()
-	for _, a := range allowed {
-		if a == ip {
-			return true
-		}
-	}
-	return false
+	addrs, err := gateway.AllowedPeers(s.WebServerAddrs)
+	return addrs, gateway.Prefix("fastcgi", err)
 }

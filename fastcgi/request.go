@@ -97,20 +97,19 @@ func (r *request) run() {
 		// Deferred so that it also runs after runtime.Goexit in the
 		// handler.
 		if slot {
-			s.releaseSlot()
-			s.stats.active.Add(-1)
+			s.track.ReleaseSlot()
 		}
 		r.done(returned, err)
 	}()
-	if !s.acquireSlot(r.ctx, defaults.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)) {
-		s.stats.overloaded.Add(1)
+	if !s.track.AcquireSlot(r.ctx, s.QueueRequests, defaults.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)) {
+		s.track.Overloaded()
 		c.log().Warn("fastcgi: request refused: MaxRequests reached", "req_id", r.id, "limit", s.MaxRequests)
 		r.cancel(errOverloaded)
 		returned = true
 		return
 	}
 	slot = true
-	s.requestStarted()
+	s.track.RequestStarted()
 	if s.HandlerTimeout > 0 {
 		t := time.AfterFunc(s.HandlerTimeout, r.timeout)
 		defer t.Stop()

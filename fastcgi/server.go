@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/gateway"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close. It is also
@@ -117,31 +117,13 @@ type Server struct {
 	// otherwise any peer. Unix sockets are not checked.
 	WebServerAddrs []string
 
-	inShutdown atomic.Bool
-	stats      counters
-
-	mu        sync.Mutex
-	listeners map[*net.Listener]struct{}
-	serving   int  // Serve loops running
-	cut       bool // Close was called: connections are closed, not drained
-	conns     map[*conn]struct{}
-	idleWait  chan struct{} // closed when conns and serving reach none during Shutdown
-	slots     chan struct{} // MaxRequests semaphore; nil without a bound
-	connSlots chan struct{} // MaxConns semaphore; nil without a bound
-	closing   chan struct{} // closed by Shutdown and Close
-	closeOnce sync.Once
-	initOnce  sync.Once
+	track gateway.Tracker
+	stats counters
 }
 
 // counters are the server's statistics, read by Stats.
 type counters struct {
-	acceptedConns atomic.Uint64
-	requests      atomic.Uint64
-	active        atomic.Int64
-	maxActive     atomic.Int64
-	overloaded    atomic.Uint64
-	headersLarge  atomic.Uint64
-	lends         atomic.Uint64 // a serve loop lent its reader to a handler
+	lends atomic.Uint64 // a serve loop lent its reader to a handler
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -157,30 +139,11 @@ type Stats struct {
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	open := len(s.conns)
-	s.mu.Unlock()
-	return Stats{
-		AcceptedConns: s.stats.acceptedConns.Load(),
-		OpenConns:     open,
-		Requests:      s.stats.requests.Load(),
-		Active:        s.stats.active.Load(),
-		MaxActive:     s.stats.maxActive.Load(),
-		Overloaded:    s.stats.overloaded.Load(),
-		HeadersLarge:  s.stats.headersLarge.Load(),
-	}
+	return Stats(s.track.Stats())
 }
 
 func (s *Server) init() {
-	s.initOnce.Do(func() {
-		if s.MaxRequests > 0 {
-			s.slots = make(chan struct{}, s.MaxRequests)
-		}
-		if s.MaxConns > 0 {
-			s.connSlots = make(chan struct{}, s.MaxConns)
-		}
-		s.closing = make(chan struct{})
-	})
+	s.track.Init("fastcgi", ErrServerClosed, s.MaxConns, s.MaxRequests)
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -207,141 +170,15 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return err
 	}
-	if !s.trackListener(&l, true) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer s.trackListener(&l, false)
-	defer l.Close()
-
-	baseCtx := context.Background()
-	if s.BaseContext != nil {
-		if baseCtx = s.BaseContext(l); baseCtx == nil {
-			panic("fastcgi: BaseContext returned a nil context")
-		}
-	}
-	log := s.logger()
 	responder := s.responder()
-	var delay time.Duration // backoff after temporary accept errors
-	for {
-		if s.connSlots != nil {
-			select {
-			case s.connSlots <- struct{}{}:
-			case <-s.closing:
-				return ErrServerClosed
-			}
-		}
-		rwc, err := l.Accept()
-		if err != nil {
-			if s.connSlots != nil {
-				<-s.connSlots
-			}
-			if s.inShutdown.Load() {
-				return ErrServerClosed
-			}
-			if isTemporary(err) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				log.Warn("fastcgi: accept error; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		if !peerAllowed(rwc, allowed) {
-			log.Warn("fastcgi: connection refused: peer not in FCGI_WEB_SERVER_ADDRS", "remote", rwc.RemoteAddr().String())
-			rwc.Close()
-			if s.connSlots != nil {
-				<-s.connSlots
-			}
-			continue
-		}
-		s.stats.acceptedConns.Add(1)
-		c := newConn(s, rwc, baseCtx, responder)
-		ok, drain := s.addConn(c)
-		if !ok {
-			rwc.Close()
-			if s.connSlots != nil {
-				<-s.connSlots
-			}
-			return ErrServerClosed
-		}
-		if drain {
-			// Accepted as Shutdown closed the listener: the web server
-			// has sent a request on it, or is about to. Shutdown waits
-			// for this loop, and the connection drains like the others.
-			c.drain()
-		}
-		go c.serve()
-	}
-}
-
-// isTemporary reports accept errors worth retrying, such as running out of
-// file descriptors.
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
-}
-
-// trackListener adds or removes a Serve loop and its listener. Adding
-// fails once Shutdown or Close has been called.
-func (s *Server) trackListener(l *net.Listener, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		if s.inShutdown.Load() {
-			return false
-		}
-		if s.listeners == nil {
-			s.listeners = make(map[*net.Listener]struct{})
-		}
-		s.listeners[l] = struct{}{}
-		s.serving++
-		return true
-	}
-	delete(s.listeners, l)
-	s.serving--
-	s.idleLocked()
-	return true
-}
-
-// addConn tracks a new connection: ok is false once Close was called (the
-// connection is to be closed), drain is true once Shutdown has begun.
-func (s *Server) addConn(c *conn) (ok, drain bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cut {
-		return false, false
-	}
-	if s.conns == nil {
-		s.conns = make(map[*conn]struct{})
-	}
-	s.conns[c] = struct{}{}
-	return true, s.inShutdown.Load()
-}
-
-// untrackConn stops tracking a connection, and reports whether it was.
-func (s *Server) untrackConn(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; !ok {
-		return false
-	}
-	delete(s.conns, c)
-	if s.connSlots != nil {
-		<-s.connSlots
-	}
-	s.idleLocked()
-	return true
-}
-
-// idleLocked ends Shutdown's wait once no connection is open and no Serve
-// loop is left to accept one.
-func (s *Server) idleLocked() {
-	if len(s.conns) == 0 && s.serving == 0 && s.idleWait != nil {
-		close(s.idleWait)
-		s.idleWait = nil
-	}
+	return s.track.Serve(l, gateway.ServeConfig{
+		Logger:      s.logger(),
+		BaseContext: s.BaseContext,
+		Peers:       allowed,
+		NewConn: func(rwc net.Conn, base context.Context) gateway.Conn {
+			return newConn(s, rwc, base, responder)
+		},
+	})
 }
 
 // Shutdown stops the server gracefully: it closes the listeners, closes the
@@ -355,110 +192,14 @@ func (s *Server) idleLocked() {
 // remaining connections stay open: call Close to cut them. Once Shutdown
 // has been called, Serve returns ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.startClosing()
-	s.mu.Lock()
-	s.closeListenersLocked()
-	var wait chan struct{}
-	if len(s.conns) > 0 || s.serving > 0 {
-		if s.idleWait == nil {
-			s.idleWait = make(chan struct{})
-		}
-		wait = s.idleWait
-	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.drain()
-	}
-	if wait == nil {
-		return nil
-	}
-	select {
-	case <-wait:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	s.init()
+	return s.track.Shutdown(ctx)
 }
 
 // Close closes the listeners and every connection at once: requests in
 // flight have their contexts cancelled with ErrServerClosed as the cause
 // and get no answer. Use Shutdown to let them finish.
 func (s *Server) Close() error {
-	s.startClosing()
-	s.mu.Lock()
-	s.cut = true
-	err := s.closeListenersLocked()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.close(ErrServerClosed)
-	}
-	return err
-}
-
-func (s *Server) startClosing() {
 	s.init()
-	s.inShutdown.Store(true)
-	s.closeOnce.Do(func() { close(s.closing) })
-}
-
-func (s *Server) closeListenersLocked() error {
-	var err error
-	for l := range s.listeners {
-		if cerr := (*l).Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-		delete(s.listeners, l)
-	}
-	return err
-}
-
-// acquireSlot takes one of MaxRequests slots. It waits only when
-// QueueRequests is set, at most until deadline or ctx's end.
-func (s *Server) acquireSlot(ctx context.Context, deadline time.Duration) bool {
-	if s.slots == nil {
-		return true
-	}
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-	}
-	if !s.QueueRequests {
-		return false
-	}
-	t := time.NewTimer(deadline)
-	defer t.Stop()
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (s *Server) releaseSlot() {
-	if s.slots != nil {
-		<-s.slots
-	}
-}
-
-func (s *Server) requestStarted() {
-	s.stats.requests.Add(1)
-	n := s.stats.active.Add(1)
-	for {
-		m := s.stats.maxActive.Load()
-		if n <= m || s.stats.maxActive.CompareAndSwap(m, n) {
-			return
-		}
-	}
+	return s.track.Close()
 }
