@@ -164,8 +164,11 @@ func badEnviron(format string, args ...any) error {
 //     Host is HTTP_HOST, or SERVER_NAME[:SERVER_PORT].
 //   - CONTENT_LENGTH, when present and not empty, is ContentLength and
 //     limits the body; a body shorter than that ends in
-//     io.ErrUnexpectedEOF. Absent or empty, the length is unknown:
-//     ContentLength is -1 and the body is read to its end.
+//     io.ErrUnexpectedEOF. Absent, empty or negative (Caddy's FastCGI
+//     transport sends -1 for a chunked body, lighttpd over SCGI and uwsgi
+//     for a streamed one), the length is unknown: ContentLength is -1 and
+//     the body is read to its end. Anything else that is not a length
+//     is an error.
 //   - The path rule, which lets one handler run unchanged in a cgi-bin, at
 //     the root of nginx or behind plain HTTP: URL.Path is the path below the
 //     mount point. It is PATH_INFO when the web server sent one (empty
@@ -371,10 +374,17 @@ func contentLength(env *Environ) (int64, error) {
 		return -1, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 63)
-	if err != nil {
-		return 0, badEnviron("CONTENT_LENGTH %q is not a length", s)
+	if err == nil {
+		return int64(n), nil
 	}
-	return int64(n), nil
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		if n, err := strconv.ParseUint(rest, 10, 63); err == nil && n > 0 {
+			// Caddy's FastCGI transport and lighttpd's streamed bodies:
+			// a chunked body, of a length nobody knows yet.
+			return -1, nil
+		}
+	}
+	return 0, badEnviron("CONTENT_LENGTH %q is not a length", s)
 }
 
 func isHTTPS(v string) bool {

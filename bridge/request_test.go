@@ -214,7 +214,10 @@ func TestNewHTTPRequestErrors(t *testing.T) {
 		{"no method", []string{"REQUEST_URI=/"}},
 		{"method with a space", []string{"REQUEST_METHOD=GE T"}},
 		{"bad protocol", []string{"REQUEST_METHOD=GET", "SERVER_PROTOCOL=HTTP/one"}},
-		{"negative length", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=-1"}},
+		{"minus sign alone", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=-"}},
+		{"negative zero", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=-0"}},
+		{"negative text", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=-one"}},
+		{"huge negative length", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=-99999999999999999999"}},
 		{"signed length", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=+5"}},
 		{"text length", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=ten"}},
 		{"huge length", []string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=99999999999999999999"}},
@@ -229,6 +232,30 @@ func TestNewHTTPRequestErrors(t *testing.T) {
 				t.Errorf("NewHTTPRequest(%q) = %v, %v; want an error wrapping ErrBadEnviron", tt.env, r, err)
 			}
 		})
+	}
+}
+
+// TestNegativeContentLength: Caddy's FastCGI transport sends
+// CONTENT_LENGTH=-1 (Go's Request.ContentLength) for a chunked body, and
+// lighttpd sends it over SCGI and uwsgi for a streamed one. It means an
+// unknown length: the body is read to its end.
+func TestNegativeContentLength(t *testing.T) {
+	for _, length := range []string{"-1", "-42"} {
+		env := []string{"REQUEST_METHOD=POST", "REQUEST_URI=/upload", "CONTENT_LENGTH=" + length}
+		r, err := NewHTTPRequest(context.Background(), newReq(env, "chunked body"))
+		if err != nil {
+			t.Fatalf("CONTENT_LENGTH=%s: NewHTTPRequest: %v", length, err)
+		}
+		if r.ContentLength != -1 {
+			t.Errorf("CONTENT_LENGTH=%s: ContentLength = %d, want -1", length, r.ContentLength)
+		}
+		if got, err := io.ReadAll(r.Body); string(got) != "chunked body" || err != nil {
+			t.Errorf("CONTENT_LENGTH=%s: ReadAll(body) = %q, %v; want the whole body", length, got, err)
+		}
+	}
+	r, err := NewHTTPRequest(context.Background(), &Request{Env: EnvironFromList([]string{"REQUEST_METHOD=POST", "CONTENT_LENGTH=-1"})})
+	if err != nil || r.Body != http.NoBody {
+		t.Errorf("CONTENT_LENGTH=-1 with no body: %v, %v; want http.NoBody", r.Body, err)
 	}
 }
 
