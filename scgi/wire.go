@@ -78,7 +78,7 @@ func decode(block string, env *bridge.Environ) error {
 			if name != "CONTENT_LENGTH" {
 				return fmt.Errorf("first variable is %q: want CONTENT_LENGTH first", name)
 			}
-			if !validLength(value) {
+			if !gateway.ValidLength(value) {
 				return fmt.Errorf("CONTENT_LENGTH %q is not a length, such as 0 or 1024", value)
 			}
 		}
@@ -91,19 +91,4 @@ func decode(block string, env *bridge.Environ) error {
 		return fmt.Errorf("SCGI = %q: want SCGI=1 in the header block", v)
 	}
 	return nil
-}
-
-// validLength reports whether v is a CONTENT_LENGTH: digits without a
-// leading zero, or a negative number (lighttpd's unknown length).
-func validLength(v string) bool {
-	v, neg := strings.CutPrefix(v, "-")
-	if v == "" || len(v) > 1 && v[0] == '0' || neg && v == "0" {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return false
-		}
-	}
-	return len(v) <= 18
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cgirun/cgirun/bridge"
+	"github.com/cgirun/cgirun/internal/gateway"
 )
 
 // FuzzParseHeader checks that frame and decode never panic, that a block
@@ -25,7 +26,7 @@ func FuzzParseHeader(f *testing.F) {
 		if err := decode(string(b[:n]), &env); err != nil {
 			return
 		}
-		if !validLength(env.Get("CONTENT_LENGTH")) || env.Get("SCGI") != "1" {
+		if !gateway.ValidLength(env.Get("CONTENT_LENGTH")) || env.Get("SCGI") != "1" {
 			t.Fatalf("accepted %q without a CONTENT_LENGTH and SCGI=1", b[:n])
 		}
 		var pairs []string

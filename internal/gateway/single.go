@@ -311,7 +311,7 @@ func (c *sconn) timeout() {
 			tc.SetLinger(0)
 		}
 	} else {
-		c.appendLocked(bridge.AppendError(nil, http.StatusServiceUnavailable, ""))
+		c.answerLocked(bridge.AppendError(nil, http.StatusServiceUnavailable, ""))
 		c.flushLocked()
 	}
 	c.wmu.Unlock()
@@ -355,7 +355,7 @@ func (c *sconn) headerFailed(err error) {
 func (c *sconn) refuse(answer []byte) {
 	c.wmu.Lock()
 	c.ended = true
-	c.appendLocked(answer)
+	c.answerLocked(answer)
 	c.flushLocked()
 	werr := c.werr
 	c.wmu.Unlock()
@@ -559,15 +559,14 @@ func bodyLength(v string) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
-	if n, err := strconv.ParseUint(v, 10, 63); err == nil {
-		return int64(n), nil
+	if !ValidLength(v) {
+		return 0, fmt.Errorf("CONTENT_LENGTH %q is not a length, such as 0 or 1024", v)
 	}
-	if len(v) > 1 && v[0] == '-' {
-		if n, err := strconv.ParseUint(v[1:], 10, 63); err == nil && n > 0 {
-			return -1, nil
-		}
+	if v[0] == '-' {
+		return -1, nil
 	}
-	return 0, fmt.Errorf("CONTENT_LENGTH %q is not a length, such as 0 or 1024", v)
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err
 }
 
 // body is the request body: the bytes read after the header block, then
@@ -660,9 +659,7 @@ func (o *output) Write(p []byte) (int, error) {
 	}
 	c.wrote = true
 	n := len(p)
-	if c.s.Protocol.StatusLine && !c.noStatus {
-		p = c.statusLineLocked(p)
-	}
+	p = c.statusLineLocked(p)
 	for len(p) > 0 {
 		chunk := p[:min(len(p), writeFlushSize)]
 		p = p[len(chunk):]
@@ -681,6 +678,9 @@ func (o *output) Write(p []byte) (int, error) {
 // the bytes of it that may still be the start of "Status: ", and returns
 // what remains of p to write.
 func (c *sconn) statusLineLocked(p []byte) []byte {
+	if !c.s.Protocol.StatusLine || c.noStatus {
+		return p
+	}
 	for len(p) > 0 && c.matched < len(statusPrefix) {
 		if p[0] != statusPrefix[c.matched] {
 			c.releaseHeldLocked()
@@ -694,6 +694,11 @@ func (c *sconn) statusLineLocked(p []byte) []byte {
 		c.noStatus = true
 	}
 	return p
+}
+
+// answerLocked buffers a whole answer of the server's own.
+func (c *sconn) answerLocked(answer []byte) {
+	c.appendLocked(c.statusLineLocked(answer))
 }
 
 // releaseHeldLocked writes the bytes of "Status: " held back by a

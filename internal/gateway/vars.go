@@ -31,3 +31,22 @@ func AddVar(env *bridge.Environ, name, value string) error {
 	env.Set(name, old+sep+value)
 	return nil
 }
+
+// ValidLength reports whether v is a CONTENT_LENGTH a header block may
+// carry: digits without a leading zero, or a negative number, which
+// lighttpd sends for a body it streams without knowing its length.
+func ValidLength(v string) bool {
+	neg := len(v) > 0 && v[0] == '-'
+	if neg {
+		v = v[1:]
+	}
+	if v == "" || len(v) > 1 && v[0] == '0' || neg && v == "0" || len(v) > 18 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

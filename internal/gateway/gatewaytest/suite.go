@@ -175,6 +175,7 @@ func (su *Suite) Run(t *testing.T) {
 	t.Run("unknown length reads to the end", su.testUnknownLength)
 	t.Run("streamed in parts", su.testStream)
 	t.Run("panic then the next connection", su.testPanic)
+	t.Run("response cut short resets TCP", su.testCut)
 	t.Run("client abort cancels", su.testAbort)
 	t.Run("client abort after the body cancels", su.testAbortAfterBody)
 	t.Run("header block past MaxParamsBytes", su.testTooLarge)
@@ -315,6 +316,36 @@ func (su *Suite) testPanic(t *testing.T) {
 	}
 	if _, _, body := su.answer(t, e.do(su.Request("", get...))); body != "fine" {
 		t.Errorf("after a panic: %q, want fine", body)
+	}
+}
+
+// testCut: a handler that fails after its response started leaves it
+// incomplete; over TCP the connection is reset, so that the web server
+// does not take the part it got for the whole.
+func (su *Suite) testCut(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a start")
+		w.(http.Flusher).Flush()
+		panic("after the start")
+	})
+	l, err := su.Listen("tcp:127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := su.serveOn(t, l, "", h, nil)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write(su.Request("", get...))
+	b, err := io.ReadAll(c)
+	if !isReset(err) || !strings.HasSuffix(string(b), "a start") {
+		t.Errorf("a cut response: %q, %v; want its start, then a reset", b, err)
+	}
+	if _, ok := e.logs.Wait("response cut short", 10*time.Second); !ok {
+		t.Errorf("no log line for the cut; logs:\n%s", e.logs)
 	}
 }
 
