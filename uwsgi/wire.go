@@ -72,13 +72,13 @@ func decode(block string, env *bridge.Environ) error {
 	}
 	vars := block[headerLen:]
 	for off := 0; off < len(vars); {
-		name, next, err := str(vars, off, "key")
+		name, next, err := str(vars, off)
 		if err != nil {
-			return err
+			return fmt.Errorf("key %w", err)
 		}
-		value, next, err := str(vars, next, "value of "+strconv.Quote(name))
+		value, next, err := str(vars, next)
 		if err != nil {
-			return err
+			return fmt.Errorf("value of %q %w", name, err)
 		}
 		if err := gateway.AddVar(env, name, value); err != nil {
 			return err
@@ -92,15 +92,15 @@ func decode(block string, env *bridge.Environ) error {
 }
 
 // str reads the length-prefixed string at off in vars, and returns it
-// and the offset after it.
-func str(vars string, off int, what string) (string, int, error) {
+// and the offset after it; the error follows the name of what was read.
+func str(vars string, off int) (string, int, error) {
 	if len(vars)-off < 2 {
-		return "", 0, fmt.Errorf("%s at byte %d: its 2-byte length runs past datasize", what, off)
+		return "", 0, fmt.Errorf("at byte %d: its 2-byte length runs past datasize", off)
 	}
 	n := int(vars[off]) | int(vars[off+1])<<8
 	off += 2
 	if len(vars)-off < n {
-		return "", 0, fmt.Errorf("%s at byte %d: %d bytes run past datasize", what, off-2, n)
+		return "", 0, fmt.Errorf("at byte %d: %d bytes run past datasize", off-2, n)
 	}
 	return vars[off : off+n], off + n, nil
 }
