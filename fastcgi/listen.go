@@ -42,24 +42,25 @@ type ListenConfig struct {
 // Group are looked up first: when one is unknown, no socket is created.
 // TCP addresses ignore lc.
 func (lc ListenConfig) Listen(addr string) (net.Listener, error) {
-	l, err := gateway.ListenConfig(lc).Listen(addr)
-	return l, gateway.Prefix("fastcgi", err)
+	return lc.gateway().Listen(addr)
 }
 
 // IDs returns the uid and gid of lc.Owner and lc.Group, -1 for an empty
 // one. The error names the one that is not a user or group of this
 // system.
 func (lc ListenConfig) IDs() (uid, gid int, err error) {
-	uid, gid, err = gateway.ListenConfig(lc).IDs()
-	return uid, gid, gateway.Prefix("fastcgi", err)
+	return lc.gateway().IDs()
+}
+
+func (lc ListenConfig) gateway() gateway.ListenConfig {
+	return gateway.ListenConfig{Prefix: "fastcgi", Mode: lc.Mode, Owner: lc.Owner, Group: lc.Group}
 }
 
 // ParseAddr splits a listen address into a network ("unix" or "tcp") and an
 // address, and rejects what cannot be one. A bare absolute path is a unix
 // socket, as php-fpm's listen and nginx's fastcgi_pass write one.
 func ParseAddr(addr string) (network, address string, err error) {
-	network, address, err = gateway.ParseAddr(addr)
-	return network, address, gateway.Prefix("fastcgi", err)
+	return gateway.ParseAddr("fastcgi", addr)
 }
 
 // IsListeningSocket reports whether fd is a listening socket, the way a
@@ -71,8 +72,7 @@ func IsListeningSocket(fd int) bool { return gateway.IsListeningSocket(fd) }
 // for mod_fcgid and spawn-fcgi). The descriptor is closed-on-exec, so that
 // CGI children never inherit it.
 func InheritedListener(fd int) (net.Listener, error) {
-	l, err := gateway.InheritedListener(fd)
-	return l, gateway.Prefix("fastcgi", err)
+	return gateway.InheritedListener("fastcgi", fd)
 }
 
 // SystemdListeners returns the sockets passed by systemd socket activation
@@ -80,13 +80,11 @@ func InheritedListener(fd int) (net.Listener, error) {
 // way. It unsets LISTEN_* and marks the descriptors close-on-exec, so that
 // child processes never inherit them.
 func SystemdListeners() ([]net.Listener, error) {
-	ls, err := gateway.SystemdListeners()
-	return ls, gateway.Prefix("fastcgi", err)
+	return gateway.SystemdListeners("fastcgi")
 }
 
 // allowedPeers returns the addresses allowed to connect over TCP: the
 // server's WebServerAddrs, else FCGI_WEB_SERVER_ADDRS, else nil (any).
 func (s *Server) allowedPeers() ([]netip.Addr, error) {
-	addrs, err := gateway.AllowedPeers(s.WebServerAddrs)
-	return addrs, gateway.Prefix("fastcgi", err)
+	return gateway.AllowedPeers("fastcgi", s.WebServerAddrs)
 }

@@ -177,6 +177,5 @@ func (s *Server) Close() error {
 // send any request), after removing a stale socket file that nothing
 // listens on.
 func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
-	l, err := gateway.ListenConfig{Mode: mode}.Listen(addr)
-	return l, gateway.Prefix("uwsgi", err)
+	return gateway.ListenConfig{Prefix: "uwsgi", Mode: mode}.Listen(addr)
 }

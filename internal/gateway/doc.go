@@ -13,6 +13,7 @@
 // closes them. The servers meet nowhere else: each answers through
 // package bridge.
 //
-// Errors carry no package prefix: the server package that returns one
-// puts its own ("fastcgi: ", "scgi: ") in front with Prefix.
+// Errors start with the prefix a caller gives, the name of the server
+// package that returns them ("fastcgi", "scgi"), so that each keeps its
+// own wording.
 package gateway

@@ -15,18 +15,12 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 )
 
-// Prefix returns err with prefix (a package name such as "fastcgi") in
-// front of its text, still wrapping it; nil stays nil.
-func Prefix(prefix string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", prefix, err)
-}
-
 // ListenConfig is how Listen creates a unix socket file: php-fpm's
 // listen.mode, listen.owner and listen.group.
 type ListenConfig struct {
+	// Prefix starts the errors of Listen and IDs: the package name,
+	// "fastcgi".
+	Prefix string
 	// Mode is the socket file's mode; 0 means 0660.
 	Mode fs.FileMode
 	// Owner is the socket file's user, a name or a uid; empty leaves the
@@ -45,7 +39,7 @@ type ListenConfig struct {
 // Group are looked up first: when one is unknown, no socket is created.
 // TCP addresses ignore lc.
 func (lc ListenConfig) Listen(addr string) (net.Listener, error) {
-	network, address, err := ParseAddr(addr)
+	network, address, err := ParseAddr(lc.Prefix, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -60,10 +54,10 @@ func (lc ListenConfig) Listen(addr string) (net.Listener, error) {
 	if mode == 0 {
 		mode = 0o660
 	}
-	if err := removeStaleSocket(address); err != nil {
+	if err := removeStaleSocket(lc.Prefix, address); err != nil {
 		return nil, err
 	}
-	if err := checkDir(filepath.Dir(address)); err != nil {
+	if err := checkDir(lc.Prefix, filepath.Dir(address)); err != nil {
 		return nil, err
 	}
 	l, err := net.Listen("unix", address)
@@ -73,12 +67,12 @@ func (lc ListenConfig) Listen(addr string) (net.Listener, error) {
 	if uid != -1 || gid != -1 {
 		if err := os.Chown(address, uid, gid); err != nil {
 			l.Close()
-			return nil, fmt.Errorf("giving %s to owner %q, group %q: %w", address, lc.Owner, lc.Group, err)
+			return nil, fmt.Errorf(lc.Prefix+": giving %s to owner %q, group %q: %w", address, lc.Owner, lc.Group, err)
 		}
 	}
 	if err := os.Chmod(address, mode); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("setting the mode of %s: %w", address, err)
+		return nil, fmt.Errorf(lc.Prefix+": setting the mode of %s: %w", address, err)
 	}
 	return l, nil
 }
@@ -90,12 +84,12 @@ func (lc ListenConfig) IDs() (uid, gid int, err error) {
 	uid, gid = -1, -1
 	if lc.Owner != "" {
 		if uid, err = lookupID(lc.Owner, "user", lookupUser); err != nil {
-			return -1, -1, fmt.Errorf("socket owner %q: %w", lc.Owner, err)
+			return -1, -1, fmt.Errorf(lc.Prefix+": socket owner %q: %w", lc.Owner, err)
 		}
 	}
 	if lc.Group != "" {
 		if gid, err = lookupID(lc.Group, "group", lookupGroup); err != nil {
-			return -1, -1, fmt.Errorf("socket group %q: %w", lc.Group, err)
+			return -1, -1, fmt.Errorf(lc.Prefix+": socket group %q: %w", lc.Group, err)
 		}
 	}
 	return uid, gid, nil
@@ -139,26 +133,27 @@ func lookupID(name, kind string, lookup func(string) (string, error)) (int, erro
 
 // checkDir checks that dir, where a socket file is to be created, exists,
 // and says what to do when it does not.
-func checkDir(dir string) error {
+func checkDir(prefix, dir string) error {
 	_, err := os.Stat(dir)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil // net.Listen reports other errors
 	}
 	if rel, ok := strings.CutPrefix(dir, "/run/"); ok && rel != "" {
-		return fmt.Errorf("directory %s does not exist: create it, or set RuntimeDirectory=%s under systemd", dir, rel)
+		return fmt.Errorf(prefix+": directory %s does not exist: create it, or set RuntimeDirectory=%s under systemd", dir, rel)
 	}
-	return fmt.Errorf("directory %s does not exist: create it", dir)
+	return fmt.Errorf(prefix+": directory %s does not exist: create it", dir)
 }
 
 // ParseAddr splits a listen address into a network ("unix" or "tcp") and an
-// address, and rejects what cannot be one. A bare absolute path is a unix
-// socket, as php-fpm's listen and nginx's fastcgi_pass write one.
-func ParseAddr(addr string) (network, address string, err error) {
+// address, and rejects what cannot be one, with an error that starts
+// with prefix. A bare absolute path is a unix socket, as php-fpm's listen
+// and nginx's fastcgi_pass write one.
+func ParseAddr(prefix, addr string) (network, address string, err error) {
 	switch {
 	case strings.HasPrefix(addr, "unix:"):
 		path := strings.TrimPrefix(addr, "unix:")
 		if path == "" {
-			return "", "", fmt.Errorf("address %q: empty socket path", addr)
+			return "", "", fmt.Errorf(prefix+": address %q: empty socket path", addr)
 		}
 		return "unix", path, nil
 	case strings.HasPrefix(addr, "/"):
@@ -167,12 +162,12 @@ func ParseAddr(addr string) (network, address string, err error) {
 		addr = strings.TrimPrefix(addr, "tcp:")
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return "", "", fmt.Errorf("address %q: want unix:/path, /path, tcp:host:port or host:port, such as unix:/run/app/app.sock", addr)
+		return "", "", fmt.Errorf(prefix+": address %q: want unix:/path, /path, tcp:host:port or host:port, such as unix:/run/app/app.sock", addr)
 	}
 	return "tcp", addr, nil
 }
 
-func removeStaleSocket(path string) error {
+func removeStaleSocket(prefix, path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -181,15 +176,15 @@ func removeStaleSocket(path string) error {
 		return err
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket", path)
+		return fmt.Errorf(prefix+": %s exists and is not a socket", path)
 	}
 	c, err := net.Dial("unix", path)
 	if err == nil {
 		c.Close()
-		return fmt.Errorf("%s: another process listens on it", path)
+		return fmt.Errorf(prefix+": %s: another process listens on it", path)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("checking %s: %w", path, err)
+		return fmt.Errorf(prefix+": checking %s: %w", path, err)
 	}
 	return os.Remove(path)
 }
@@ -203,17 +198,17 @@ func IsListeningSocket(fd int) bool {
 }
 
 // InheritedListener returns a listener on the listening socket at fd (0
-// for mod_fcgid and spawn-fcgi). The descriptor is closed-on-exec, so that
-// CGI children never inherit it.
-func InheritedListener(fd int) (net.Listener, error) {
+// for mod_fcgid and spawn-fcgi), or an error that starts with prefix. The
+// descriptor is closed-on-exec, so that CGI children never inherit it.
+func InheritedListener(prefix string, fd int) (net.Listener, error) {
 	if !IsListeningSocket(fd) {
-		return nil, fmt.Errorf("fd %d is not a listening socket", fd)
+		return nil, fmt.Errorf(prefix+": fd %d is not a listening socket", fd)
 	}
 	f := os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd))
 	l, err := net.FileListener(f) // dups fd with close-on-exec
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("fd %d: %w", fd, err)
+		return nil, fmt.Errorf(prefix+": fd %d: %w", fd, err)
 	}
 	return l, nil
 }
@@ -221,11 +216,11 @@ func InheritedListener(fd int) (net.Listener, error) {
 // SystemdListeners returns the sockets passed by systemd socket activation
 // (LISTEN_PID, LISTEN_FDS), or none when the process was not started that
 // way. It unsets LISTEN_* and marks the descriptors close-on-exec, so that
-// child processes never inherit them.
-func SystemdListeners() ([]net.Listener, error) {
+// child processes never inherit them. An error starts with prefix.
+func SystemdListeners(prefix string) ([]net.Listener, error) {
 	ls, err := activation.Listeners()
 	if err != nil {
-		return nil, fmt.Errorf("systemd socket activation: %w", err)
+		return nil, fmt.Errorf(prefix+": systemd socket activation: %w", err)
 	}
 	out := ls[:0]
 	for _, l := range ls {

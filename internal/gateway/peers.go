@@ -15,8 +15,9 @@ import (
 const PeersVar = "FCGI_WEB_SERVER_ADDRS"
 
 // AllowedPeers returns the addresses allowed to connect over TCP: list,
-// else the addresses in PeersVar, else nil (any peer).
-func AllowedPeers(list []string) ([]netip.Addr, error) {
+// else the addresses in PeersVar, else nil (any peer). An error starts
+// with prefix.
+func AllowedPeers(prefix string, list []string) ([]netip.Addr, error) {
 	if list == nil {
 		env := os.Getenv(PeersVar)
 		if env == "" {
@@ -28,7 +29,7 @@ func AllowedPeers(list []string) ([]netip.Addr, error) {
 	for _, a := range list {
 		ip, err := netip.ParseAddr(strings.TrimSpace(a))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q is not an IP address", PeersVar, a)
+			return nil, fmt.Errorf("%s: %s: %q is not an IP address", prefix, PeersVar, a)
 		}
 		addrs = append(addrs, ip.Unmap())
 	}

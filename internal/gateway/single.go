@@ -69,10 +69,10 @@ type Single struct {
 
 // Serve serves the connections of l; see Tracker.Serve.
 func (s *Single) Serve(l net.Listener, peers []string, baseContext func(net.Listener) context.Context) error {
-	allowed, err := AllowedPeers(peers)
+	allowed, err := AllowedPeers(s.Protocol.Name, peers)
 	if err != nil {
 		l.Close()
-		return Prefix(s.Protocol.Name, err)
+		return err
 	}
 	return s.Tracker.Serve(l, ServeConfig{
 		Logger:      s.Logger,
