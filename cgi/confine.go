@@ -315,10 +315,17 @@ func (e *Executor) childEnv(env *bridge.Environ) (list, dropped []string) {
 }
 
 // dropVar reports whether the request's variable name=v stays out of the
-// script's environment: what execve cannot carry, and what unsafeVar names
-// unless AllowEnv lets it through.
+// script's environment: what execve cannot carry, a negative
+// CONTENT_LENGTH, and what unsafeVar names unless AllowEnv lets it
+// through.
 func (e *Executor) dropVar(name, v string) bool {
 	if name == "" || strings.ContainsRune(name, '=') || strings.ContainsRune(name, 0) || strings.ContainsRune(v, 0) {
+		return true
+	}
+	if name == "CONTENT_LENGTH" && strings.HasPrefix(v, "-") {
+		// A body of unknown length (Caddy sends -1 for a chunked one):
+		// no length a CGI script understands. It reads stdin to its
+		// end, as when nginx streams a chunked body with none.
 		return true
 	}
 	return unsafeVar(name) && !e.allowEnv[name]

@@ -472,6 +472,17 @@ func TestExecutorLimits(t *testing.T) {
 		_, body, _ := respondScript(t, e, cgiEnv(root, "cat.sh", "REQUEST_METHOD=POST"), strings.NewReader("0123456789 and more"))
 		check(t, body, "0123456789")
 	})
+	t.Run("a negative CONTENT_LENGTH is an unknown length", func(t *testing.T) {
+		// Caddy's FastCGI transport sends -1 for a chunked body: the
+		// script gets no CONTENT_LENGTH and the whole body.
+		e, _ := newExecutor(t, root, nil)
+		_, body, _ := respondScript(t, e, cgiEnv(root, "cat.sh", "REQUEST_METHOD=POST", "CONTENT_LENGTH=-1"), strings.NewReader("a body of unknown length"))
+		check(t, body, "a body of unknown length")
+		_, body, _ = respondScript(t, e, cgiEnv(root, "env.sh", "REQUEST_METHOD=POST", "CONTENT_LENGTH=-1"), strings.NewReader("x"))
+		if strings.Contains(body, "CONTENT_LENGTH=") {
+			t.Errorf("the script's environment holds %q, want no CONTENT_LENGTH", body)
+		}
+	})
 	t.Run("MaxChildren: a request past it waits, then 503", func(t *testing.T) {
 		e, logs := newExecutor(t, root, func(e *Executor) { e.MaxChildren, e.QueueTimeout = 1, 100*time.Millisecond })
 		flag := filepath.Join(t.TempDir(), "go-on")
