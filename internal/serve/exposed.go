@@ -29,12 +29,18 @@ func beyondLoopback(l net.Listener) bool {
 // may send FastCGI requests, which for the runner means running its
 // scripts. what names the setting of the address, for the advice.
 func warnExposedFastCGI(log *slog.Logger, lns []net.Listener, what string) {
+	warnExposed(log, lns, what, "FastCGI")
+}
+
+// warnExposed is warnExposedFastCGI for a socket that serves proto, the
+// name of a protocol or of several, for the log.
+func warnExposed(log *slog.Logger, lns []net.Listener, what, proto string) {
 	if os.Getenv(envWebServerAddrs) != "" {
 		return
 	}
 	for _, l := range lns {
 		if beyondLoopback(l) {
-			log.Warn("cgirun: FastCGI listens beyond loopback and "+envWebServerAddrs+" is empty: any host that reaches it is served; "+
+			log.Warn("cgirun: "+proto+" listens beyond loopback and "+envWebServerAddrs+" is empty: any host that reaches it is served; "+
 				"listen on 127.0.0.1 (such as "+setting(what, "tcp:127.0.0.1:9000")+") or a unix socket, or set "+envWebServerAddrs+" to the web server's addresses (such as 127.0.0.1,10.0.0.2)",
 				"addr", l.Addr().String())
 		}

@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/cgirun/cgirun/fastcgi"
@@ -24,6 +26,10 @@ type ListenerSet struct {
 	// Where says where they came from, for the log: "fd 0 (...)",
 	// "systemd sockets", the address, or the sockets an upgrade passed on.
 	Where string
+	// Of holds, for each listener, the index of the address of
+	// ListenAll's addrs it is bound to; -1 for a socket the process was
+	// handed that is bound to none of them.
+	Of []int
 	// Ready tells the process this one replaces, if any, that this one
 	// serves; it does nothing otherwise. Call it once serving.
 	Ready func() error
@@ -49,24 +55,59 @@ type ListenerSet struct {
 // the socket and no file opened later becomes fd 0; any other stdin (a
 // test's) is left untouched.
 func Listen(addr, what string, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
-	set, err := listen(addr, what, lc, stdin, log)
-	if err == nil {
-		warnExposedFastCGI(log, set.Listeners, what)
-	}
-	return set, err
+	return ListenAll([]Address{{Setting: what, Addr: addr, Proto: "FastCGI"}}, lc, stdin, log)
 }
 
-func listen(addr, what string, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
-	lns, ready, err := upgrade.Inherit(addr)
+// Address is an address a setting names, for ListenAll.
+type Address struct {
+	// Setting names the setting, such as CGIRUN_SCGI or -s, in errors
+	// and the log.
+	Setting string
+	// Addr is unix:/path, /path, tcp:host:port or host:port; empty when
+	// the setting is not set.
+	Addr string
+	// Proto names the protocol served there, for the log.
+	Proto string
+}
+
+// ListenAll is Listen for several addresses, each its own socket:
+// created in the order of addrs when the process was handed none. A
+// socket the process was handed (an upgrade's, fd 0's, systemd's) takes
+// the place of the address it is bound to: the same unix path, or the same
+// TCP address and port (a host name resolved, an empty or unspecified host
+// matching a socket on every interface); ListenerSet.Of tells which. An
+// address that no handed socket is bound to is logged as ignored, except
+// after an upgrade, whose sockets are all the old process's.
+func ListenAll(addrs []Address, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
+	set, err := listenAll(addrs, lc, stdin, log)
+	if err != nil {
+		return set, err
+	}
+	for i, l := range set.Listeners {
+		a := Address{Setting: "CGIRUN_FASTCGI", Proto: "FastCGI"}
+		switch {
+		case set.Of[i] >= 0:
+			a = addrs[set.Of[i]]
+		case len(addrs) > 0:
+			a.Setting = addrs[0].Setting
+		}
+		warnExposed(log, []net.Listener{l}, a.Setting, a.Proto)
+	}
+	return set, nil
+}
+
+func listenAll(addrs []Address, lc fastcgi.ListenConfig, stdin io.Reader, log *slog.Logger) (ListenerSet, error) {
+	lns, ready, err := upgrade.Inherit("")
 	if err != nil {
 		return ListenerSet{}, err
 	}
 	set := ListenerSet{Listeners: lns, Ready: ready}
 	switch {
 	case len(lns) > 0:
-		// The sockets of the process this one replaces, addr's among
-		// them: nothing is ignored.
+		// The sockets of the process this one replaces, the
+		// addresses' among them: nothing is ignored.
 		set.Where = fmt.Sprintf("sockets inherited from pid %d", os.Getppid())
+		set.match(addrs)
 		return set, nil
 	case StdinIsListening(stdin):
 		l, err := stdinListener(stdin.(*os.File))
@@ -83,22 +124,78 @@ func listen(addr, what string, lc fastcgi.ListenConfig, stdin io.Reader, log *sl
 			set.Listeners, set.Where = ls, "systemd sockets"
 			break
 		}
-		if addr == "" {
-			return set, nil
+		var where []string
+		for i, a := range addrs {
+			if a.Addr == "" {
+				continue
+			}
+			l, err := lc.Listen(a.Addr)
+			if err != nil {
+				for _, l := range set.Listeners {
+					l.Close()
+				}
+				return ListenerSet{}, fmt.Errorf("%s %s: %w", a.Setting, a.Addr, err)
+			}
+			if ul, ok := l.(*net.UnixListener); ok {
+				logSocket(log, ul.Addr().String())
+			}
+			set.Listeners, set.Of = append(set.Listeners, l), append(set.Of, i)
+			where = append(where, a.Addr)
 		}
-		l, err := lc.Listen(addr)
-		if err != nil {
-			return ListenerSet{}, fmt.Errorf("%s %s: %w", what, addr, err)
-		}
-		if ul, ok := l.(*net.UnixListener); ok {
-			logSocket(log, ul.Addr().String())
-		}
-		return ListenerSet{Listeners: []net.Listener{l}, Where: addr, Ready: ready}, nil
+		set.Where = strings.Join(where, ", ")
+		return set, nil
 	}
-	if addr != "" {
-		log.Warn("cgirun: "+what+" is ignored: serving the sockets the process was handed", "addr", addr, "on", set.Where)
+	set.match(addrs)
+	for i, a := range addrs {
+		if a.Addr != "" && !slices.Contains(set.Of, i) {
+			log.Warn("cgirun: "+a.Setting+" is ignored: serving the sockets the process was handed", "addr", a.Addr, "on", set.Where)
+		}
 	}
 	return set, nil
+}
+
+// match sets set.Of: for each listener, the index of the address of addrs
+// it is bound to, or -1. An inherited unix socket bound to an address has
+// its file removed when it closes, as one that Listen created would.
+func (set *ListenerSet) match(addrs []Address) {
+	set.Of = make([]int, len(set.Listeners))
+	for i, l := range set.Listeners {
+		set.Of[i] = -1
+		for j, a := range addrs {
+			if a.Addr != "" && boundTo(l, a.Addr) {
+				set.Of[i] = j
+				if ul, ok := l.(*net.UnixListener); ok {
+					ul.SetUnlinkOnClose(true)
+				}
+				break
+			}
+		}
+	}
+}
+
+// boundTo reports whether l listens on addr (see ListenAll).
+func boundTo(l net.Listener, addr string) bool {
+	network, address, err := fastcgi.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	switch la := l.Addr().(type) {
+	case *net.UnixAddr:
+		return network == "unix" && la.Name == address
+	case *net.TCPAddr:
+		if network != "tcp" {
+			return false
+		}
+		ta, err := net.ResolveTCPAddr("tcp", address)
+		if err != nil || ta.Port == 0 || ta.Port != la.Port {
+			return false
+		}
+		if ta.IP == nil || ta.IP.IsUnspecified() {
+			return la.IP == nil || la.IP.IsUnspecified()
+		}
+		return ta.IP.Equal(la.IP)
+	}
+	return false
 }
 
 // logSocket logs the path, owner, group and mode of the socket file Listen

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,4 +185,189 @@ func TestStatusRecorder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestListenAll: several addresses get a socket each, in their order;
+// a socket the process was handed takes the place of the address it is
+// bound to, and the others are logged as ignored; an upgrade's sockets
+// are told apart by their addresses.
+func TestListenAll(t *testing.T) {
+	t.Setenv("LISTEN_PID", "")
+	os.Unsetenv("LISTEN_PID")
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	dir := t.TempDir()
+	addrs := []Address{
+		{Setting: "CGIRUN_FASTCGI", Proto: "FastCGI"},
+		{Setting: "CGIRUN_SCGI", Addr: "unix:" + filepath.Join(dir, "scgi.sock"), Proto: "SCGI"},
+		{Setting: "CGIRUN_UWSGI", Addr: "tcp:127.0.0.1:0", Proto: "uwsgi"},
+	}
+	lc := fastcgi.ListenConfig{Mode: 0o600}
+	t.Run("created", func(t *testing.T) {
+		var logs strings.Builder
+		set, err := ListenAll(addrs, lc, devNull, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll(set.Listeners)
+		if len(set.Listeners) != 2 || set.Listeners[0].Addr().String() != filepath.Join(dir, "scgi.sock") || set.Listeners[1].Addr().Network() != "tcp" {
+			t.Fatalf("ListenAll = %v, want the SCGI socket, then the uwsgi one", set.Listeners)
+		}
+		if !slices.Equal(set.Of, []int{1, 2}) {
+			t.Errorf("Of = %v, want [1 2]", set.Of)
+		}
+		if want := addrs[1].Addr + ", " + addrs[2].Addr; set.Where != want {
+			t.Errorf("Where = %q, want %q", set.Where, want)
+		}
+	})
+	t.Run("a bad address closes the others", func(t *testing.T) {
+		bad := append(slices.Clone(addrs), Address{Setting: "CGIRUN_LISTEN", Addr: "unix:" + filepath.Join(dir, "no", "such", "dir.sock")})
+		_, err := ListenAll(bad, lc, devNull, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.HasPrefix(err.Error(), "CGIRUN_LISTEN unix:") {
+			t.Fatalf("ListenAll = %v, want an error naming CGIRUN_LISTEN", err)
+		}
+		// The SCGI socket was closed and its file removed: it can be
+		// made again.
+		set, err := ListenAll(addrs[:2], lc, devNull, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("ListenAll after the failure: %v", err)
+		}
+		closeAll(set.Listeners)
+	})
+	t.Run("stdin bound to an address", func(t *testing.T) {
+		stdin, path := listeningFile(t, "handed.sock")
+		handed := slices.Clone(addrs)
+		handed[0].Addr = "unix:" + path // CGIRUN_FASTCGI's address is not it
+		handed[1].Addr = path
+		var logs strings.Builder
+		set, err := ListenAll(handed, lc, stdin, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll(set.Listeners)
+		// Both name the path: the first address bound to it wins.
+		if len(set.Listeners) != 1 || !slices.Equal(set.Of, []int{0}) {
+			t.Errorf("ListenAll = %v, Of %v; want fd 0's socket as CGIRUN_FASTCGI's", set.Listeners, set.Of)
+		}
+		for _, want := range []string{"CGIRUN_SCGI is ignored", "CGIRUN_UWSGI is ignored"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log = %q, want %q", logs.String(), want)
+			}
+		}
+		if strings.Contains(logs.String(), "CGIRUN_FASTCGI is ignored") {
+			t.Errorf("log = %q: CGIRUN_FASTCGI's address is fd 0's socket, not ignored", logs.String())
+		}
+	})
+	t.Run("stdin bound to none", func(t *testing.T) {
+		stdin, _ := listeningFile(t, "other.sock")
+		set, err := ListenAll(addrs, lc, stdin, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll(set.Listeners)
+		if !slices.Equal(set.Of, []int{-1}) {
+			t.Errorf("Of = %v, want [-1]", set.Of)
+		}
+	})
+	t.Run("an upgrade's", func(t *testing.T) {
+		tcp, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tcp.Close()
+		unixFile, path := listeningFile(t, "up.sock")
+		tcpFile, err := tcp.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tcpFile.Close()
+		var fds []string
+		for _, f := range []*os.File{tcpFile, unixFile} {
+			dup, err := syscall.Dup(int(f.Fd()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds = append(fds, strconv.Itoa(dup))
+		}
+		t.Setenv(upgrade.EnvInheritFDs, strings.Join(fds, ","))
+		up := []Address{
+			{Setting: "CGIRUN_SCGI", Addr: "unix:" + path},
+			{Setting: "CGIRUN_UWSGI", Addr: "localhost:" + strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)},
+		}
+		set, err := ListenAll(up, lc, devNull, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll(set.Listeners)
+		if !slices.Equal(set.Of, []int{1, 0}) {
+			t.Errorf("Of = %v, want [1 0]: the TCP socket is CGIRUN_UWSGI's, the unix one CGIRUN_SCGI's", set.Of)
+		}
+	})
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
+func TestBoundTo(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	all, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	port := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+	anyPort := strconv.Itoa(all.Addr().(*net.TCPAddr).Port)
+	uf, path := listeningFile(t, "b.sock")
+	unix, err := fastcgi.InheritedListener(dupFD(t, uf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close()
+	tests := []struct {
+		name string
+		l    net.Listener
+		addr string
+		want bool
+	}{
+		{"tcp: the same", tcp, "tcp:127.0.0.1:" + port, true},
+		{"tcp: no prefix", tcp, "127.0.0.1:" + port, true},
+		{"tcp: a host name", tcp, "localhost:" + port, true},
+		{"tcp: another port", tcp, "127.0.0.1:1", false},
+		{"tcp: port 0", tcp, "127.0.0.1:0", false},
+		{"tcp: another host", tcp, "127.0.0.2:" + port, false},
+		{"tcp: every interface", all, ":" + anyPort, true},
+		{"tcp: 0.0.0.0", all, "0.0.0.0:" + anyPort, true},
+		{"tcp: a unix address", tcp, "unix:/x", false},
+		{"unix: the same", unix, "unix:" + path, true},
+		{"unix: bare path", unix, path, true},
+		{"unix: another path", unix, path + "x", false},
+		{"unix: a tcp address", unix, "127.0.0.1:" + port, false},
+		{"bad address", tcp, "unix:", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := boundTo(tt.l, tt.addr); got != tt.want {
+				t.Errorf("boundTo(%v, %q) = %v, want %v", tt.l.Addr(), tt.addr, got, tt.want)
+			}
+		})
+	}
+}
+
+func dupFD(t *testing.T, f *os.File) int {
+	t.Helper()
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }

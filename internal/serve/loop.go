@@ -12,7 +12,8 @@ import (
 	"github.com/cgirun/cgirun/fastcgi"
 )
 
-// Server is what Loop runs: *fastcgi.Server and *http.Server are both one.
+// Server is what Loop runs: *fastcgi.Server, *http.Server and Multi are
+// each one.
 type Server interface {
 	Serve(l net.Listener) error
 	Shutdown(ctx context.Context) error
@@ -107,7 +108,7 @@ wait:
 }
 
 // IsClosed reports whether err is a Serve's return after Shutdown or
-// Close, of either kind of server.
+// Close, of a *fastcgi.Server, a *http.Server or a Multi.
 func IsClosed(err error) bool {
-	return errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, http.ErrServerClosed)
+	return errors.Is(err, fastcgi.ErrServerClosed) || errors.Is(err, http.ErrServerClosed) || errors.Is(err, ErrServerClosed)
 }
