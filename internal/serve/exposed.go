@@ -1,10 +1,12 @@
 package serve
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -65,4 +67,31 @@ func setting(what, value string) string {
 		return what + " " + value
 	}
 	return what + "=" + value
+}
+
+// PeerAllowed returns whether a connection's TCP peer is one of the web
+// servers FCGI_WEB_SERVER_ADDRS lists (any peer when it is empty; a unix
+// socket's peers always), as package fastcgi checks them. The error names
+// the variable and the address that is not one.
+func PeerAllowed() (func(net.Conn) bool, error) {
+	env := os.Getenv(envWebServerAddrs)
+	if env == "" {
+		return func(net.Conn) bool { return true }, nil
+	}
+	var allowed []netip.Addr
+	for a := range strings.SplitSeq(env, ",") {
+		ip, err := netip.ParseAddr(strings.TrimSpace(a))
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %q is not an IP address: want addresses such as 127.0.0.1,10.0.0.2", envWebServerAddrs, env, a)
+		}
+		allowed = append(allowed, ip.Unmap())
+	}
+	return func(c net.Conn) bool {
+		ta, ok := c.RemoteAddr().(*net.TCPAddr)
+		if !ok {
+			return true
+		}
+		ip, ok := netip.AddrFromSlice(ta.IP)
+		return ok && slices.Contains(allowed, ip.Unmap())
+	}, nil
 }

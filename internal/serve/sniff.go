@@ -69,6 +69,11 @@ type SniffConfig struct {
 	// which is then served with TLS; otherwise such a connection is
 	// refused as an unknown protocol.
 	TLS bool
+	// Allowed, when set, says whether a connection's peer may be
+	// served; one it refuses is closed before its first byte is read
+	// and logged. FCGI_WEB_SERVER_ADDRS's allowlist goes here, so that
+	// it holds for HTTP as for the gateway protocols.
+	Allowed func(net.Conn) bool
 	// Log receives the refusals; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -240,6 +245,14 @@ func (s *Sniffer) release() {
 func (s *Sniffer) sniffConn(c net.Conn) {
 	defer s.wg.Done()
 	defer s.release()
+	if s.cfg.Allowed != nil && !s.cfg.Allowed(c) {
+		s.mu.Lock()
+		delete(s.sniffing, c)
+		s.mu.Unlock()
+		c.Close()
+		s.log.Warn("cgirun: connection refused: peer not in "+envWebServerAddrs, "remote", c.RemoteAddr())
+		return
+	}
 	if s.cfg.Timeout > 0 {
 		c.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 	}
