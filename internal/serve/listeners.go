@@ -26,6 +26,9 @@ type ListenerSet struct {
 	// Where says where they came from, for the log: "fd 0 (...)",
 	// "systemd sockets", the address, or the sockets an upgrade passed on.
 	Where string
+	// Handed says that the process was handed the sockets (an
+	// upgrade's, fd 0's, systemd's) rather than creating them.
+	Handed bool
 	// Of holds, for each listener, the index of the address of
 	// ListenAll's addrs it is bound to; -1 for a socket the process was
 	// handed that is bound to none of them.
@@ -101,7 +104,7 @@ func listenAll(addrs []Address, lc fastcgi.ListenConfig, stdin io.Reader, log *s
 	if err != nil {
 		return ListenerSet{}, err
 	}
-	set := ListenerSet{Listeners: lns, Ready: ready}
+	set := ListenerSet{Listeners: lns, Ready: ready, Handed: true}
 	switch {
 	case len(lns) > 0:
 		// The sockets of the process this one replaces, the
@@ -124,6 +127,7 @@ func listenAll(addrs []Address, lc fastcgi.ListenConfig, stdin io.Reader, log *s
 			set.Listeners, set.Where = ls, "systemd sockets"
 			break
 		}
+		set.Handed = false
 		var where []string
 		for i, a := range addrs {
 			if a.Addr == "" {
