@@ -12,11 +12,18 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/serve"
 	"github.com/cgirun/cgirun/internal/settings"
 )
 
 // Config is every setting of Run, read from CGIRUN_* environment variables
-// (CGIRUN_FASTCGI, CGIRUN_SHUTDOWN_GRACE, ...). The names follow
+// (CGIRUN_FASTCGI, CGIRUN_SHUTDOWN_GRACE, ...). CGIRUN_FASTCGI,
+// CGIRUN_SCGI, CGIRUN_UWSGI and CGIRUN_LISTEN may be set together: each
+// is a socket of its own, and no two may name the same one.
+// CGIRUN_LISTEN's serves every protocol, told apart by each connection's
+// first byte (see Run); its connections wait for that byte at most
+// CGIRUN_HEADER_TIMEOUT, and CGIRUN_MAX_CONNS bounds those waiting as it
+// bounds each protocol's connections. The names follow
 // eventlet.wsgi.server's and php-fpm's settings where they have one.
 // CGIRUN_SHUTDOWN_GRACE also bounds the drain of a FastCGI server that
 // SIGHUP replaced with a new process, and CGIRUN_UPGRADE_TIMEOUT the wait
@@ -48,12 +55,15 @@ import (
 type Config struct {
 	CGI              bool          `desc:"serve one CGI request even without GATEWAY_INTERFACE"`
 	Fastcgi          string        `desc:"serve FastCGI on this address: unix:/path, /path, tcp:host:port or host:port"`
+	SCGI             string        `desc:"serve SCGI on this address (nginx scgi_pass, Apache mod_proxy_scgi, lighttpd mod_scgi), as FASTCGI"`
+	UWSGI            string        `desc:"serve uwsgi on this address (nginx uwsgi_pass, Apache mod_proxy_uwsgi), as FASTCGI"`
+	Listen           string        `desc:"serve FastCGI, SCGI, uwsgi and HTTP on this one address, told apart by each connection's first byte"`
 	HTTP             string        `default:"127.0.0.1:8080" desc:"plain HTTP address when no gateway is detected"`
 	TLSCert          string        `split_words:"true" desc:"certificate file: serve HTTPS instead of HTTP (with TLS_KEY)"`
 	TLSKey           string        `split_words:"true" desc:"private key file for TLS_CERT"`
-	SocketMode       string        `split_words:"true" default:"0660" desc:"mode of a unix socket created for FASTCGI (octal)"`
-	SocketOwner      string        `split_words:"true" desc:"owner of a unix socket created for FASTCGI: a user name or uid; empty: the process's"`
-	SocketGroup      string        `split_words:"true" desc:"group of a unix socket created for FASTCGI: a name or gid, such as www-data for nginx; empty: the process's"`
+	SocketMode       string        `split_words:"true" default:"0660" desc:"mode of a unix socket created for FASTCGI, SCGI, UWSGI or LISTEN (octal)"`
+	SocketOwner      string        `split_words:"true" desc:"owner of a unix socket created for FASTCGI, SCGI, UWSGI or LISTEN: a user name or uid; empty: the process's"`
+	SocketGroup      string        `split_words:"true" desc:"group of a unix socket created for FASTCGI, SCGI, UWSGI or LISTEN: a name or gid, such as www-data for nginx; empty: the process's"`
 	ShutdownGrace    time.Duration `split_words:"true" default:"30s" desc:"on SIGTERM or SIGINT, how long in-flight requests may take"`
 	UpgradeTimeout   time.Duration `split_words:"true" default:"30s" desc:"on SIGHUP (FastCGI), how long the new process may take to serve before it is given up"`
 	Debug            bool          `desc:"show panics and their stacks to clients (never in production)"`
@@ -127,10 +137,20 @@ func (c *Config) validate() error {
 	if _, err := c.listenConfig(); err != nil {
 		return err
 	}
-	if c.Fastcgi != "" {
-		if _, _, err := fastcgi.ParseAddr(c.Fastcgi); err != nil {
-			return fmt.Errorf("cgirun: CGIRUN_FASTCGI: %w", err)
+	seen := map[string]string{}
+	for _, a := range c.addresses() {
+		if a.Addr == "" {
+			continue
 		}
+		network, address, err := fastcgi.ParseAddr(a.Addr)
+		if err != nil {
+			return fmt.Errorf("cgirun: %s: %w", a.Setting, err)
+		}
+		if other, ok := seen[network+" "+address]; ok {
+			return fmt.Errorf("cgirun: %s=%q: %s names the same socket: give each its own address, such as %s=unix:/run/app-%s.sock, or serve every protocol on one with CGIRUN_LISTEN",
+				a.Setting, a.Addr, other, a.Setting, strings.ToLower(strings.TrimPrefix(a.Setting, "CGIRUN_")))
+		}
+		seen[network+" "+address] = a.Setting
 	}
 	choices := []struct{ name, value, allowed string }{
 		{"CGIRUN_LOG_FORMAT", c.LogFormat, "text json"},
@@ -172,6 +192,37 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// addresses are the addresses of the gateway settings, in the order
+// their sockets are created, and the protocol each serves (serve.Any:
+// every one).
+func (c *Config) addresses() []serve.Address {
+	return []serve.Address{
+		{Setting: "CGIRUN_FASTCGI", Addr: c.Fastcgi, Proto: "FastCGI"},
+		{Setting: "CGIRUN_SCGI", Addr: c.SCGI, Proto: "SCGI"},
+		{Setting: "CGIRUN_UWSGI", Addr: c.UWSGI, Proto: "uwsgi"},
+		{Setting: "CGIRUN_LISTEN", Addr: c.Listen, Proto: "FastCGI, SCGI, uwsgi and HTTP"},
+	}
+}
+
+// addressProtocols are the protocols of addresses' entries, in order.
+var addressProtocols = [...]serve.Protocol{serve.FastCGI, serve.SCGI, serve.UWSGI, serve.Any}
+
+// handedProtocol is the protocol of a socket the process was handed (fd
+// 0, systemd's) that is bound to no setting's address: that of the one
+// gateway setting set, FastCGI when none or several are.
+func (c *Config) handedProtocol() serve.Protocol {
+	p, n := serve.FastCGI, 0
+	for i, a := range c.addresses() {
+		if a.Addr != "" {
+			p, n = addressProtocols[i], n+1
+		}
+	}
+	if n != 1 {
+		return serve.FastCGI
+	}
+	return p
+}
+
 func (c *Config) socketMode() (os.FileMode, error) {
 	m, err := strconv.ParseUint(c.SocketMode, 8, 32)
 	if err != nil || m > 0o777 {
@@ -180,7 +231,8 @@ func (c *Config) socketMode() (os.FileMode, error) {
 	return os.FileMode(m), nil
 }
 
-// listenConfig returns how a unix socket for CGIRUN_FASTCGI is created.
+// listenConfig returns how a unix socket for CGIRUN_FASTCGI, CGIRUN_SCGI,
+// CGIRUN_UWSGI or CGIRUN_LISTEN is created.
 // The error names the variable that is wrong.
 func (c *Config) listenConfig() (fastcgi.ListenConfig, error) {
 	mode, err := c.socketMode()

@@ -16,8 +16,9 @@ import (
 // ping.path), the bound on requests answered at once (CGIRUN_MAX_REQUESTS,
 // in every mode, and after the status and ping pages, which it never
 // refuses), the access log and the slow-request log. The counts on the
-// status page are the server's own (fastcgi.Server's Stats, or a
-// requestCounter) and the monitor's: slow requests, and with
+// status page are the servers' own (a gateway server's Stats, or a
+// requestCounter; with several protocols, their connections summed and
+// one requestCounter for the requests of all) and the monitor's: slow requests, and with
 // CGIRUN_STATUS_PATH outside CGI, metrics. Its counters are atomics: the
 // hot path takes no lock but metrics's list of requests in flight.
 type monitor struct {

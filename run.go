@@ -1,7 +1,8 @@
 // Package cgirun runs one http.Handler through whatever gateway the process
 // was started behind: Run detects a CGI request, a FastCGI socket on fd 0,
-// systemd socket activation, a FastCGI address or, failing all of them,
-// serves plain HTTP. The same binary works in Apache's cgi-bin, behind
+// systemd socket activation, a FastCGI, SCGI or uwsgi address, a socket
+// for every protocol (CGIRUN_LISTEN) or, failing all of them, serves plain
+// HTTP. The same binary works in Apache's cgi-bin, behind
 // nginx's fastcgi_pass, under mod_fcgid and on its own.
 //
 // Settings come from CGIRUN_* environment variables (see Config); bare
@@ -51,11 +52,24 @@ type Options struct {
 //	}
 //
 // The order of detection: GATEWAY_INTERFACE (or CGIRUN_CGI) means CGI;
-// then FastCGI on the sockets the process was handed, in this order: those
-// an upgrade passed on (CGIRUN_INHERIT_FDS), a listening socket on fd 0
+// then the sockets the process was handed, in this order: those an
+// upgrade passed on (CGIRUN_INHERIT_FDS), a listening socket on fd 0
 // (mod_fcgid, spawn-fcgi), systemd's (LISTEN_FDS for this process); then
-// FastCGI on a new socket at CGIRUN_FASTCGI (logged as ignored when the
-// process was handed sockets); otherwise plain HTTP on CGIRUN_HTTP.
+// new sockets at CGIRUN_FASTCGI, CGIRUN_SCGI, CGIRUN_UWSGI and
+// CGIRUN_LISTEN, each that is set (logged as ignored when the process was
+// handed sockets); otherwise plain HTTP on CGIRUN_HTTP.
+//
+// A handed socket serves the protocol of the setting whose address it is
+// bound to (the same unix path, or the same host and port); one bound to
+// none serves the protocol of the one gateway setting that is set, and
+// FastCGI when none or several are. CGIRUN_LISTEN's socket serves
+// FastCGI, SCGI, uwsgi and HTTP (HTTPS with CGIRUN_TLS_CERT), told apart
+// by each connection's first byte: 1 is FastCGI's, 0 uwsgi's, a digit
+// SCGI's, a capital letter HTTP's (0x16, a TLS handshake, HTTPS's).
+// Whoever can connect to any of these sockets can send any CGI variable,
+// as over FastCGI: keep them to the web server (a unix socket of mode 0660
+// and its group, or loopback; FCGI_WEB_SERVER_ADDRS holds for every
+// protocol).
 //
 // A CGIRUN_* variable that is no setting, such as a mistyped
 // CGIRUN_FASTCG, is logged as a warning naming the closest setting.
@@ -72,8 +86,8 @@ type Options struct {
 // way. In CGI the arguments come from the client (a query without "=")
 // and are never read.
 //
-// Serving FastCGI, SIGHUP upgrades the program without a refused
-// connection, as nginx's binary upgrade does: Run starts the binary now at
+// Serving gateway sockets (FastCGI, SCGI, uwsgi, CGIRUN_LISTEN's), SIGHUP
+// upgrades the program without a refused connection, as nginx's binary upgrade does: Run starts the binary now at
 // the program's path with the same arguments and environment, passing it
 // the listening sockets (see package upgrade); once the new process serves,
 // this one stops accepting, finishes its requests in flight (within
@@ -123,7 +137,7 @@ func RunWith(h http.Handler, opts Options) error {
 	// Not for CGI: a web server puts a query without "=" in argv, where
 	// any client could write --help.
 	if !isCGI && len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help") {
-		fmt.Fprintf(os.Stdout, "%s serves HTTP requests through CGI, FastCGI or plain HTTP, as it is started.\n\n", os.Args[0])
+		fmt.Fprintf(os.Stdout, "%s serves HTTP requests through CGI, FastCGI, SCGI, uwsgi or plain HTTP, as it is started.\n\n", os.Args[0])
 		Usage(os.Stdout)
 		os.Exit(0)
 	}
@@ -159,7 +173,7 @@ func RunWith(h http.Handler, opts Options) error {
 	if s.mode == ModeCGI {
 		return s.Serve()
 	}
-	if s.mode != ModeFastCGI {
+	if !s.gateway() {
 		signal.Stop(hup)
 		hup = nil
 	}

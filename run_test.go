@@ -55,6 +55,12 @@ func TestLoadConfig(t *testing.T) {
 		{"negative upgrade timeout", map[string]string{"CGIRUN_UPGRADE_TIMEOUT": "-1s"}, "CGIRUN_UPGRADE_TIMEOUT"},
 		{"cert without key", map[string]string{"CGIRUN_TLS_CERT": "cert.pem"}, "CGIRUN_TLS_KEY"},
 		{"an unprefixed name is not read", map[string]string{"FASTCGI": "nowhere", "HTTP": "x"}, ""},
+		{"scgi, uwsgi and listen", map[string]string{"CGIRUN_SCGI": "unix:/run/app-scgi.sock", "CGIRUN_UWSGI": "tcp:127.0.0.1:3031", "CGIRUN_LISTEN": "/run/app.sock"}, ""},
+		{"bad scgi address", map[string]string{"CGIRUN_SCGI": "nowhere"}, `CGIRUN_SCGI: `},
+		{"bad uwsgi address", map[string]string{"CGIRUN_UWSGI": "udp:127.0.0.1:3031"}, `CGIRUN_UWSGI: `},
+		{"bad listen address", map[string]string{"CGIRUN_LISTEN": "unix:"}, `CGIRUN_LISTEN: `},
+		{"two settings, one socket", map[string]string{"CGIRUN_FASTCGI": "unix:/run/app.sock", "CGIRUN_SCGI": "/run/app.sock"},
+			`CGIRUN_SCGI="/run/app.sock": CGIRUN_FASTCGI names the same socket: give each its own address, such as CGIRUN_SCGI=unix:/run/app-scgi.sock, or serve every protocol on one with CGIRUN_LISTEN`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
