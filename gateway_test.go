@@ -403,7 +403,7 @@ func TestServerListenWebServerAddrs(t *testing.T) {
 		t.Setenv("FCGI_WEB_SERVER_ADDRS", "nginx")
 		cfg := testConfig(t, map[string]string{"CGIRUN_LISTEN": "tcp:127.0.0.1:0"})
 		err := NewServer(cfg, echoURI, Options{Logger: slog.New(slog.DiscardHandler)}).Listen()
-		if err == nil || !strings.Contains(err.Error(), `FCGI_WEB_SERVER_ADDRS="nginx": "nginx" is not an IP address: want addresses such as 127.0.0.1,10.0.0.2`) {
+		if err == nil || !strings.Contains(err.Error(), `cgirun: FCGI_WEB_SERVER_ADDRS: "nginx" is not an IP address: want addresses such as 127.0.0.1,10.0.0.2`) {
 			t.Errorf("Listen = %v, want an error naming FCGI_WEB_SERVER_ADDRS", err)
 		}
 	})

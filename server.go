@@ -198,7 +198,7 @@ func (s *Server) gatewayServers() error {
 	cfg := s.cfg
 	allowed, err := serve.PeerAllowed()
 	if err != nil {
-		return fmt.Errorf("cgirun: %w", err)
+		return err
 	}
 	m := &serve.Multi{Sniff: serve.SniffConfig{Timeout: cfg.HeaderTimeout, MaxPending: cfg.MaxConns, TLS: cfg.TLSCert != "", Allowed: allowed, Log: s.log}}
 	protos := map[net.Listener]serve.Protocol{}

@@ -6,8 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
+
+	"github.com/cgirun/cgirun/internal/gateway"
 )
 
 // envWebServerAddrs is the FastCGI specification's allowlist of the web
@@ -71,27 +72,12 @@ func setting(what, value string) string {
 
 // PeerAllowed returns whether a connection's TCP peer is one of the web
 // servers FCGI_WEB_SERVER_ADDRS lists (any peer when it is empty; a unix
-// socket's peers always), as package fastcgi checks them. The error names
-// the variable and the address that is not one.
+// socket's peers always), as the gateway servers check them. The error
+// names the variable and the address that is not one.
 func PeerAllowed() (func(net.Conn) bool, error) {
-	env := os.Getenv(envWebServerAddrs)
-	if env == "" {
-		return func(net.Conn) bool { return true }, nil
+	allowed, err := gateway.AllowedPeers("cgirun", nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: want addresses such as 127.0.0.1,10.0.0.2", err)
 	}
-	var allowed []netip.Addr
-	for a := range strings.SplitSeq(env, ",") {
-		ip, err := netip.ParseAddr(strings.TrimSpace(a))
-		if err != nil {
-			return nil, fmt.Errorf("%s=%q: %q is not an IP address: want addresses such as 127.0.0.1,10.0.0.2", envWebServerAddrs, env, a)
-		}
-		allowed = append(allowed, ip.Unmap())
-	}
-	return func(c net.Conn) bool {
-		ta, ok := c.RemoteAddr().(*net.TCPAddr)
-		if !ok {
-			return true
-		}
-		ip, ok := netip.AddrFromSlice(ta.IP)
-		return ok && slices.Contains(allowed, ip.Unmap())
-	}, nil
+	return func(c net.Conn) bool { return gateway.PeerAllowed(c, allowed) }, nil
 }
