@@ -147,8 +147,12 @@ func (c *Config) validate() error {
 			return fmt.Errorf("cgirun: %s: %w", a.Setting, err)
 		}
 		if other, ok := seen[network+" "+address]; ok {
-			return fmt.Errorf("cgirun: %s=%q: %s names the same socket: give each its own address, such as %s=unix:/run/app-%s.sock, or serve every protocol on one with CGIRUN_LISTEN",
-				a.Setting, a.Addr, other, a.Setting, strings.ToLower(strings.TrimPrefix(a.Setting, "CGIRUN_")))
+			or := ", or serve every protocol on one with CGIRUN_LISTEN"
+			if a.Setting == "CGIRUN_LISTEN" {
+				or = ", or leave " + other + " unset: CGIRUN_LISTEN's socket serves its protocol too"
+			}
+			return fmt.Errorf("cgirun: %s=%q: %s names the same socket: give each its own address, such as %s=unix:/run/app-%s.sock%s",
+				a.Setting, a.Addr, other, a.Setting, strings.ToLower(strings.TrimPrefix(a.Setting, "CGIRUN_")), or)
 		}
 		seen[network+" "+address] = a.Setting
 	}

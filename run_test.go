@@ -61,6 +61,8 @@ func TestLoadConfig(t *testing.T) {
 		{"bad listen address", map[string]string{"CGIRUN_LISTEN": "unix:"}, `CGIRUN_LISTEN: `},
 		{"two settings, one socket", map[string]string{"CGIRUN_FASTCGI": "unix:/run/app.sock", "CGIRUN_SCGI": "/run/app.sock"},
 			`CGIRUN_SCGI="/run/app.sock": CGIRUN_FASTCGI names the same socket: give each its own address, such as CGIRUN_SCGI=unix:/run/app-scgi.sock, or serve every protocol on one with CGIRUN_LISTEN`},
+		{"listen on another setting's socket", map[string]string{"CGIRUN_UWSGI": "tcp:127.0.0.1:3031", "CGIRUN_LISTEN": "127.0.0.1:3031"},
+			`CGIRUN_LISTEN="127.0.0.1:3031": CGIRUN_UWSGI names the same socket: give each its own address, such as CGIRUN_LISTEN=unix:/run/app-listen.sock, or leave CGIRUN_UWSGI unset: CGIRUN_LISTEN's socket serves its protocol too`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
