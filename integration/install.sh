@@ -13,6 +13,7 @@ wanted=(
 	apache2:apache2
 	libapache2-mod-fcgid:
 	nginx:nginx
+	lighttpd:lighttpd
 	fcgiwrap:fcgiwrap
 	wrk:wrk
 	hyperfine:hyperfine
@@ -49,12 +50,12 @@ apt-get -o DPkg::Lock::Timeout=300 update -q
 apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 
 # The tests start their own servers on free ports and must not meet the
-# packages' services. Debian's postinst starts apache2, nginx and prometheus unless a
+# packages' services. Debian's postinst starts apache2, nginx, lighttpd and prometheus unless a
 # policy-rc.d forbids it (containers usually have one that exits 101, and
 # on this machine installing did not start them); stop them in case they
 # were started anyway. pgrep/kill by the pid file would do too, but the
 # init script knows its pid file.
-for svc in apache2 nginx prometheus; do
+for svc in apache2 nginx lighttpd prometheus; do
 	if [[ -x /etc/init.d/$svc ]] && /etc/init.d/$svc status >/dev/null 2>&1; then
 		echo "install.sh: stopping the $svc service started by its package"
 		/etc/init.d/$svc stop || true

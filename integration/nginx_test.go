@@ -45,7 +45,7 @@ const nginxMarkTimeout = 10 * time.Second
 // nginxApp is the test application serving FastCGI; startNginxApp's
 // cleanup stops it.
 type nginxApp struct {
-	Addr string // CGIRUN_FASTCGI: "unix:/path" or "tcp:127.0.0.1:PORT"
+	Addr string // CGIRUN_FASTCGI (or another): "unix:/path" or "tcp:127.0.0.1:PORT"
 	proc *process
 }
 
@@ -71,6 +71,14 @@ func nginxTestappBin(t *testing.T) string {
 // "tcp": a free port of 127.0.0.1) and waits until it accepts.
 func startNginxApp(t *testing.T, bin, network string) *nginxApp {
 	t.Helper()
+	return startAppOn(t, bin, "CGIRUN_FASTCGI", network)
+}
+
+// startAppOn starts bin serving on network as startNginxApp does, with the
+// address in the variable given: CGIRUN_FASTCGI, CGIRUN_SCGI,
+// CGIRUN_UWSGI or CGIRUN_LISTEN.
+func startAppOn(t *testing.T, bin, variable, network string) *nginxApp {
+	t.Helper()
 	dir := sharedTempDir(t)
 	output := filepath.Join(dir, "testapp.log")
 	var lastErr error
@@ -90,7 +98,7 @@ func startNginxApp(t *testing.T, bin, network string) *nginxApp {
 		}
 		env := []string{
 			serverPath, "LANG=C",
-			"CGIRUN_FASTCGI=" + addr,
+			variable + "=" + addr,
 			"CGIRUN_SOCKET_MODE=0666",
 			"CGIRUN_SHUTDOWN_GRACE=" + nginxAppGrace.String(),
 		}
@@ -134,14 +142,22 @@ func nginxSocketReady(sock string) func() error {
 // addr, so that what is tested is the file a user copies.
 func nginxUpstream(t *testing.T, addr string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(moduleRoot(t), nginxSnippetUpstream))
+	return snippetWith(t, nginxSnippetUpstream, nginxSnippetServer, "server "+addr+";")
+}
+
+// snippetWith returns the deploy snippet at path (relative to the module
+// root) with old, which it must hold exactly once, replaced by new: the
+// file a user copies, with only an address changed.
+func snippetWith(t testing.TB, path, old, new string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(moduleRoot(t), path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := bytes.Count(b, []byte(nginxSnippetServer)); n != 1 {
-		t.Fatalf("%s holds %q %d times, want once", nginxSnippetUpstream, nginxSnippetServer, n)
+	if n := bytes.Count(b, []byte(old)); n != 1 {
+		t.Fatalf("%s holds %q %d times, want once", path, old, n)
 	}
-	return strings.Replace(string(b), nginxSnippetServer, "server "+addr+";", 1)
+	return strings.Replace(string(b), old, new, 1)
 }
 
 // nginxTerminate sends SIGTERM to p, as a service manager stops it.
