@@ -221,9 +221,11 @@ next_port() {
 
 S=$T/s
 # start_cgirun NAME BINARY ADDR: a cgirun.Run program serving FastCGI.
+# start_run NAME BIN ADDR [VARIABLE]: a cgirun.Run program serving on
+# ADDR, given in VARIABLE (CGIRUN_FASTCGI by default).
 start_run() {
-	local name=$1 bin=$2 addr=$3
-	start "$name" "$T/logs/$name.log" env CGIRUN_FASTCGI="$addr" CGIRUN_SOCKET_MODE=0666 "$T/bin/$bin"
+	local name=$1 bin=$2 addr=$3 var=${4:-CGIRUN_FASTCGI}
+	start "$name" "$T/logs/$name.log" env "$var=$addr" CGIRUN_SOCKET_MODE=0666 "$T/bin/$bin"
 }
 
 log "starting the back ends"
@@ -233,6 +235,10 @@ start_run cg "hello" "unix:$S/cg.sock"
 PID_cg=$STARTED
 start_run cgtcp "hello" "tcp:127.0.0.1:$CG_TCP_PORT"
 PID_cgtcp=$STARTED
+start_run cgscgi "hello" "unix:$S/cgscgi.sock" CGIRUN_SCGI
+PID_cgscgi=$STARTED
+start_run cguwsgi "hello" "unix:$S/cguwsgi.sock" CGIRUN_UWSGI
+PID_cguwsgi=$STARTED
 start nf "$T/logs/nf.log" "$T/bin/nethttpfcgi" -listen "unix:$S/nf.sock"
 PID_nf=$STARTED
 start nh "$T/logs/nh.log" "$T/bin/nethttp" -listen "unix:$S/nh.sock"
@@ -253,7 +259,7 @@ start runc "$T/logs/runc.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc.sock" --sock
 PID_runc=$STARTED
 start rundef "$T/logs/rundef.log" "$T/bin/cgirun" fcgi -s "unix:$S/rundef.sock" --socket-mode 0666 --root "$T/cgi-bin"
 PID_rundef=$STARTED
-for n in cg nf nh cgmem nfmem cgst nfst nhst runc rundef; do
+for n in cg cgscgi cguwsgi nf nh cgmem nfmem cgst nfst nhst runc rundef; do
 	wait_for "$S/$n.sock" "$(eval echo "\$PID_$n")"
 done
 wait_for "127.0.0.1:$CG_TCP_PORT" "$PID_cgtcp"
@@ -350,6 +356,13 @@ scenario cg_tcp "cgirun FastCGI, TCP, keepalive" / \
 	"$FCGI
             fastcgi_pass cgtcp;
 $KA"
+# SCGI and uwsgi have no keepalive: nginx opens a connection per request.
+scenario cg_scgi "cgirun SCGI, unix" / \
+	"            include /etc/nginx/scgi_params;
+            scgi_pass unix:$S/cgscgi.sock;"
+scenario cg_uwsgi "cgirun uwsgi, unix" / \
+	"            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:$S/cguwsgi.sock;"
 scenario nf_ka "net/http/fcgi, unix, keepalive" / \
 	"$FCGI
             fastcgi_pass nf;
@@ -361,6 +374,8 @@ scenario proxy "proxy_pass to net/http, unix, keepalive" / \
 	"            proxy_pass http://nh;
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";"
+scenario proxy_noka "proxy_pass to net/http, unix, no keepalive" / \
+	"            proxy_pass http://unix:$S/nh.sock:;"
 if [[ -n $have_phpfpm ]]; then
 	# Without fastcgi_keep_conn: each php-fpm child serves one connection
 	# at a time, so kept connections beyond pm.max_children would stall.
@@ -553,7 +568,7 @@ done
 
 # The process group whose CPU time each scenario costs.
 declare -A BACKEND=([cg_ka]=$PID_cg [cg_noka]=$PID_cg [cg_tcp]=$PID_cgtcp [nf_ka]=$PID_nf
-	[nf_noka]=$PID_nf [proxy]=$PID_nh [runc]=$PID_runc [rundef]=$PID_rundef)
+	[nf_noka]=$PID_nf [proxy]=$PID_nh [proxy_noka]=$PID_nh [cg_scgi]=$PID_cgscgi [cg_uwsgi]=$PID_cguwsgi [runc]=$PID_runc [rundef]=$PID_rundef)
 [[ -n $have_phpfpm ]] && BACKEND[php]=$PID_php
 if [[ -n $have_fcgiwrap ]]; then
 	BACKEND[wrapc]=$PID_wrapc
@@ -756,6 +771,20 @@ echo "Throughput ratios are computed within each pass; the verdict is on their m
 echo
 echo "| target | per pass | median | want | verdict |"
 echo "|---|---|---:|---:|---|"
+# cpu_ratio_row NAME A B WANT: the per-pass ratios of A's back end CPU
+# per request to B's, at most WANT.
+cpu_ratio_row() {
+	local name=$1 a=$2 b=$3 want=$4 p rs=() med
+	for ((p = 1; p <= PASSES; p++)); do
+		[[ -n ${CPU[$a,$p]:-} && -n ${CPU[$b,$p]:-} ]] && rs+=("$(div "${CPU[$a,$p]}" "${CPU[$b,$p]}")")
+	done
+	if ((${#rs[@]} == 0)); then
+		echo "| $name | no figures | | ≤$want | **NOT MEASURED** |"
+		return
+	fi
+	med=$(stats "${rs[@]}" | awk '{print $1}')
+	echo "| $name | ${rs[*]} | $(fmt2 "$med") | ≤$want | $(verdict "$med" "<=" "$want") |"
+}
 ratio_row() {
 	local name=$1 a=$2 b=$3 want=$4 rs med
 	rs=$(perpass "$a" "$b")
@@ -775,6 +804,10 @@ else
 	echo "| cgirun keepalive / php-fpm | php-fpm not installed | | ≥1.5 | skipped |"
 fi
 ratio_row "cgirun no keepalive / net/http/fcgi no keepalive" cg_noka nf_noka 1.5
+ratio_row "cgirun SCGI / proxy_pass, both no keepalive" cg_scgi proxy_noka 1.0
+ratio_row "cgirun uwsgi / proxy_pass, both no keepalive" cg_uwsgi proxy_noka 1.0
+cpu_ratio_row "back end CPU per request: cgirun SCGI / cgirun FastCGI no keepalive" cg_scgi cg_noka 1.0
+cpu_ratio_row "back end CPU per request: cgirun uwsgi / cgirun FastCGI no keepalive" cg_uwsgi cg_noka 1.0
 if [[ -n $have_fcgiwrap ]]; then
 	ratio_row "runner / fcgiwrap, both -c $CONNS" runc wrapc 1.5
 	ratio_row "runner / fcgiwrap, each its default" rundef wrapdef 1.5
