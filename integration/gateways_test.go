@@ -37,7 +37,7 @@ func startGatewayFront(t *testing.T, front, proto, sock string) gatewayFront {
 		return startNginx(t, nginxConfig{
 			// The 10 MB upload: nginx's own bound is 1m.
 			Server: "client_max_body_size 32m;\n" +
-				snippetWith(t, "examples/deploy/nginx-"+proto+".conf", gatewaySnippetSocket, sock),
+				snippetWith(t, "examples/deploy/nginx-"+proto+".conf", "unix:"+gatewaySnippetSocket+";", "unix:"+sock+";"),
 		})
 	case "apache":
 		return startApache(t, apacheConfig{
@@ -46,7 +46,7 @@ func startGatewayFront(t *testing.T, front, proto, sock string) gatewayFront {
 			Config:  apacheInclude(t, "apache-proxy-"+proto+".conf"),
 		})
 	case "lighttpd":
-		return startLighttpd(t, snippetWith(t, "examples/deploy/lighttpd-"+proto+".conf", gatewaySnippetSocket, sock))
+		return startLighttpd(t, snippetWith(t, "examples/deploy/lighttpd-"+proto+".conf", `"`+gatewaySnippetSocket+`"`, `"`+sock+`"`))
 	}
 	t.Fatalf("startGatewayFront: front end %q, want nginx, apache or lighttpd", front)
 	return nil
