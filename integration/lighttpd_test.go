@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,7 +40,13 @@ func startLighttpd(t testing.TB, config string) *lighttpdServer {
 	root := sharedTempDir(t)
 	logDir, docs := filepath.Join(root, "logs"), filepath.Join(root, "htdocs")
 	mkdirs(t, logDir, docs)
-	_, _, asRoot := ownerIDs(t)
+	uid, gid, asRoot := ownerIDs(t)
+	if asRoot {
+		// lighttpd opens its error log once it runs as www-data.
+		if err := os.Chown(logDir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
 	conf := filepath.Join(root, "lighttpd.conf")
 	var lastErr error
 	for range startAttempts {
