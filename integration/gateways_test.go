@@ -116,8 +116,11 @@ func checkGateway(t *testing.T, srv gatewayFront, front string, upload []byte, u
 	t.Run("raw bytes", func(t *testing.T) {
 		// The path decoded to bytes, not to UTF-8, and a header value
 		// byte for byte, both ways.
-		const path = "/echo/caf%E9/%FF?q=%E9"
-		const want = "GET|/echo/caf\xe9/\xff|q=%E9|caf\xe9|"
+		path, want := "/echo/caf%E9/%FF?q=%E9", "GET|/echo/caf\xe9/\xff|q=%E9|caf\xe9|"
+		if front == "lighttpd" {
+			// lighttpd answers 400 itself for a path holding %FF.
+			path, want = "/echo/caf%E9/%E8?q=%E9", "GET|/echo/caf\xe9/\xe8|q=%E9|caf\xe9|"
+		}
 		resp, body := nginxGet(t, srv.URL(path), http.Header{"X-Raw": {"caf\xe9"}}, logs)
 		if resp.StatusCode != http.StatusOK || string(body) != want {
 			t.Errorf("GET %s = %d %q, want 200 %q\n%s", path, resp.StatusCode, body, want, logs())
