@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cgirun/cgirun/scgi"
+	"github.com/cgirun/cgirun/uwsgi"
 )
 
 // gatewaySnippetSocket is the socket path that the SCGI and uwsgi deploy
@@ -82,7 +85,7 @@ func TestGatewaysSCGIAndUWSGI(t *testing.T) {
 						logs := func() string {
 							return srv.ErrorLog() + "\n--- testapp stderr ---\n" + app.Log()
 						}
-						checkGateway(t, srv, front, upload, uploadWant, logs)
+						checkGateway(t, srv, front, proto, upload, uploadWant, logs)
 					})
 				}
 			})
@@ -91,7 +94,7 @@ func TestGatewaysSCGIAndUWSGI(t *testing.T) {
 }
 
 // checkGateway sends the requests of TestGatewaysSCGIAndUWSGI through srv.
-func checkGateway(t *testing.T, srv gatewayFront, front string, upload []byte, uploadWant string, logs func() string) {
+func checkGateway(t *testing.T, srv gatewayFront, front, proto string, upload []byte, uploadWant string, logs func() string) {
 	t.Run("hello", func(t *testing.T) {
 		resp, body := nginxGet(t, srv.URL("/"), nil, logs)
 		if resp.StatusCode != http.StatusOK || string(body) != "Hello, World!\n" {
@@ -196,7 +199,13 @@ func checkGateway(t *testing.T, srv gatewayFront, front string, upload []byte, u
 		if err != nil {
 			t.Fatalf("after the client left GET %s: %v\n%s", path, err, logs())
 		}
-		t.Logf("context.Cause after the client left: %q", cause)
+		want := scgi.ErrConnClosed.Error()
+		if proto == "uwsgi" {
+			want = uwsgi.ErrConnClosed.Error()
+		}
+		if cause != want {
+			t.Errorf("context.Cause after the client left = %q, want %q\n%s", cause, want, logs())
+		}
 		resp, body := nginxGet(t, srv.URL("/"), nil, logs)
 		if resp.StatusCode != http.StatusOK || string(body) != "Hello, World!\n" {
 			t.Fatalf("GET / after a client left = %d %q, want 200 %q\n%s", resp.StatusCode, body, "Hello, World!\n", logs())
