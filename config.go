@@ -142,7 +142,7 @@ func (c *Config) validate() error {
 		if a.Addr == "" {
 			continue
 		}
-		network, address, err := fastcgi.ParseAddr(a.Addr)
+		network, address, err := a.Parse()
 		if err != nil {
 			return fmt.Errorf("cgirun: %s: %w", a.Setting, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/cgirun/cgirun/fastcgi"
+	"github.com/cgirun/cgirun/internal/gateway"
 	"github.com/cgirun/cgirun/internal/proc"
 	"github.com/cgirun/cgirun/upgrade"
 )
@@ -71,6 +72,23 @@ type Address struct {
 	Addr string
 	// Proto names the protocol served there, for the log.
 	Proto string
+}
+
+// prefix starts the errors about a's socket: the name of its protocol's
+// package ("fastcgi", "scgi", "uwsgi"), or "listen" for a socket of
+// every protocol.
+func (a Address) prefix() string {
+	switch p := strings.ToLower(a.Proto); p {
+	case "fastcgi", "scgi", "uwsgi":
+		return p
+	}
+	return "listen"
+}
+
+// Parse splits a.Addr into a network ("unix" or "tcp") and an address, as
+// fastcgi.ParseAddr does, with an error that names a's protocol.
+func (a Address) Parse() (network, address string, err error) {
+	return gateway.ParseAddr(a.prefix(), a.Addr)
 }
 
 // ListenAll is Listen for several addresses, each its own socket:
@@ -133,7 +151,7 @@ func listenAll(addrs []Address, lc fastcgi.ListenConfig, stdin io.Reader, log *s
 			if a.Addr == "" {
 				continue
 			}
-			l, err := lc.Listen(a.Addr)
+			l, err := gateway.ListenConfig{Prefix: a.prefix(), Mode: lc.Mode, Owner: lc.Owner, Group: lc.Group}.Listen(a.Addr)
 			if err != nil {
 				for _, l := range set.Listeners {
 					l.Close()

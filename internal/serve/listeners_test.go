@@ -206,6 +206,20 @@ func TestListenAll(t *testing.T) {
 		{Setting: "CGIRUN_UWSGI", Addr: "tcp:127.0.0.1:0", Proto: "uwsgi"},
 	}
 	lc := fastcgi.ListenConfig{Mode: 0o600}
+	t.Run("an error names the setting and its protocol", func(t *testing.T) {
+		missing := filepath.Join(dir, "missing")
+		for _, a := range []Address{
+			{Setting: "CGIRUN_SCGI", Addr: "unix:" + missing + "/scgi.sock", Proto: "SCGI"},
+			{Setting: "CGIRUN_LISTEN", Addr: "unix:" + missing + "/any.sock", Proto: "FastCGI, SCGI, uwsgi and HTTP"},
+		} {
+			_, err := ListenAll([]Address{a}, lc, devNull, slog.New(slog.DiscardHandler))
+			prefix := map[string]string{"CGIRUN_SCGI": "scgi", "CGIRUN_LISTEN": "listen"}[a.Setting]
+			want := a.Setting + " " + a.Addr + ": " + prefix + ": directory " + missing + " does not exist"
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("ListenAll(%s=%s) = %v, want an error starting %q", a.Setting, a.Addr, err, want)
+			}
+		}
+	})
 	t.Run("created", func(t *testing.T) {
 		var logs strings.Builder
 		set, err := ListenAll(addrs, lc, devNull, slog.New(slog.NewTextHandler(&logs, nil)))
