@@ -1,10 +1,12 @@
-// Package integration tests cgirun against real web servers: nginx, Apache
-// 2.4 (mod_cgid, mod_proxy_fcgi, mod_fcgid, mod_authnz_fcgi) and fcgiwrap,
-// as Debian packages them, and against Prometheus scraping the status page. Each test starts its own server in the
+// Package integration tests cgirun against real web servers: nginx
+// (FastCGI, SCGI, uwsgi), Apache 2.4 (mod_cgid, mod_proxy_fcgi, mod_fcgid,
+// mod_authnz_fcgi, mod_proxy_scgi, mod_proxy_uwsgi), lighttpd (mod_scgi,
+// both protocols) and fcgiwrap, as Debian packages them, and against
+// Prometheus scraping the status page. Each test starts its own server in the
 // foreground, listening on a free port of 127.0.0.1 or on a unix socket
 // inside t.TempDir, with a configuration written into a temporary directory,
 // and stops it by PID in t.Cleanup. Nothing is read from or written to
-// /etc/apache2, /etc/nginx, /etc/prometheus or /var.
+// /etc/apache2, /etc/nginx, /etc/lighttpd, /etc/prometheus or /var.
 //
 // A test whose server is not installed is skipped with a message, unless
 // the environment variable CI is "true": CI installs the servers, so there a
