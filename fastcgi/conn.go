@@ -67,14 +67,16 @@ type conn struct {
 	lingerOn   bool      // the write side is closed: read out what arrives, then close
 	lingerTo   time.Time
 	closed     bool
+	rd         lazyDeadline // the read deadline
 
 	logOnce sync.Once
 	logger  *slog.Logger // the server's, with remote; built on first use
 
 	// The write side, guarded by wmu: every record leaves through wbuf.
 	wmu  sync.Mutex
-	wbuf *[]byte // nil while nothing is buffered
-	werr error   // sticky
+	wbuf *[]byte      // nil while nothing is buffered
+	werr error        // sticky
+	wd   lazyDeadline // the write deadline
 }
 
 func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Responder) *conn {
@@ -94,8 +96,18 @@ func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Res
 		maxParams: max(defaults.Or(s.MaxConnParamsBytes, DefaultMaxConnParamsBytes), defaults.Or(s.MaxParamsBytes, DefaultMaxParamsBytes)),
 		reqs:      make(map[uint16]*request),
 	}
+	c.rd.set, c.wd.set = rwc.SetReadDeadline, rwc.SetWriteDeadline
 	c.rr.init(rwc)
+	c.rr.expired = c.readExpired
 	return c
+}
+
+// readExpired is the record reader's look at a read deadline that fired
+// (lazyDeadline.expired).
+func (c *conn) readExpired() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rd.expired()
 }
 
 // log returns the server's logger with the connection's remote address. It
@@ -236,7 +248,7 @@ func (c *conn) setReadDeadlineLocked() {
 			}
 		}
 	}
-	c.rwc.SetReadDeadline(d)
+	c.rd.update(d)
 }
 
 // handle dispatches one record. An error is a protocol error: the

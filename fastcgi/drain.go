@@ -86,7 +86,7 @@ func (c *conn) lingerClose() {
 	c.lingerTo = time.Now().Add(lingerTime)
 	c.mu.Unlock()
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.rwc.SetReadDeadline(c.lingerTo)
+		c.setReadDeadline()
 		return
 	}
 	c.close(nil)

@@ -37,6 +37,12 @@ type recordReader struct {
 	rd, wr int     // the unread bytes are (*buf)[rd:wr]
 	large  bool    // the last record needed a large buffer: the next read takes one
 
+	// expired, when set, is asked after a read failed with
+	// os.ErrDeadlineExceeded whether the deadline has really passed: a
+	// deadline armed lazily (lazyDeadline) fires early, and the read is
+	// made again when expired reports false.
+	expired func() bool
+
 	// The raw read's callback, made once, and what it passes in and out:
 	// a closure made for every read would cost allocations.
 	rawRead func(fd uintptr) bool
@@ -156,8 +162,19 @@ func (rr *recordReader) fill(n int) error {
 	return nil
 }
 
-// read reads once, into a buffer with room for n bytes from rr.rd.
+// read reads once, into a buffer with room for n bytes from rr.rd, again
+// after a deadline that fired early.
 func (rr *recordReader) read(n int) error {
+	for {
+		err := rr.readOnce(n)
+		if err == nil || rr.expired == nil || !errors.Is(err, os.ErrDeadlineExceeded) || rr.expired() {
+			return err
+		}
+	}
+}
+
+// readOnce is read without the look at the deadline.
+func (rr *recordReader) readOnce(n int) error {
 	if rr.raw == nil {
 		rr.makeRoom(n)
 		m, err := rr.r.Read((*rr.buf)[rr.wr:])

@@ -1,6 +1,8 @@
 package fastcgi
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -42,8 +44,8 @@ func (c *conn) flushLocked() {
 	}
 	b := *c.wbuf
 	if c.werr == nil && len(b) > 0 {
-		c.rwc.SetWriteDeadline(time.Now().Add(defaults.Or(c.srv.WriteTimeout, DefaultWriteTimeout)))
-		if _, err := c.rwc.Write(b); err != nil {
+		c.wd.update(time.Now().Add(defaults.Or(c.srv.WriteTimeout, DefaultWriteTimeout)))
+		if err := c.write(b); err != nil {
 			c.werr = err
 			c.log().Warn("fastcgi: closing connection: write failed", "err", err)
 			go c.close(ErrConnClosed)
@@ -52,6 +54,18 @@ func (c *conn) flushLocked() {
 	*c.wbuf = b[:0]
 	writeBufPool.Put(c.wbuf)
 	c.wbuf = nil
+}
+
+// write writes b whole, again after a write deadline that fired early
+// (lazyDeadline), with c.wmu held.
+func (c *conn) write(b []byte) error {
+	for {
+		n, err := c.rwc.Write(b)
+		b = b[n:]
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.wd.expired() {
+			return err
+		}
+	}
 }
 
 // outStream is a request's STDOUT or STDERR: it frames what the handler
