@@ -77,6 +77,8 @@ type conn struct {
 	wbuf *[]byte      // nil while nothing is buffered
 	werr error        // sticky
 	wd   lazyDeadline // the write deadline
+	vec  net.Buffers  // what write writes: vecs, consumed as it goes
+	vecs [2][]byte
 }
 
 func newConn(s *Server, rwc net.Conn, base context.Context, responder bridge.Responder) *conn {

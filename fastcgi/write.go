@@ -36,16 +36,25 @@ func (c *conn) appendLocked(app func([]byte) []byte) {
 	*c.wbuf = app(*c.wbuf)
 }
 
+// directWriteMin is the size from which a handler's write leaves from the
+// handler's own slice, after the header of its record (one writev),
+// instead of being copied into the connection's buffer first.
+const directWriteMin = 16 << 10
+
 // flushLocked writes the buffered records. A failed write closes the
 // connection: the web server cannot be told anything any more.
-func (c *conn) flushLocked() {
+func (c *conn) flushLocked() { c.flushWithLocked(nil) }
+
+// flushWithLocked writes the buffered records followed by content, that
+// of the last record whose header is buffered, which is not copied.
+func (c *conn) flushWithLocked(content []byte) {
 	if c.wbuf == nil {
 		return
 	}
 	b := *c.wbuf
 	if c.werr == nil && len(b) > 0 {
 		c.wd.update(time.Now().Add(defaults.Or(c.srv.WriteTimeout, DefaultWriteTimeout)))
-		if err := c.write(b); err != nil {
+		if err := c.write(b, content); err != nil {
 			c.werr = err
 			c.log().Warn("fastcgi: closing connection: write failed", "err", err)
 			go c.close(ErrConnClosed)
@@ -56,12 +65,18 @@ func (c *conn) flushLocked() {
 	c.wbuf = nil
 }
 
-// write writes b whole, again after a write deadline that fired early
-// (lazyDeadline), with c.wmu held.
-func (c *conn) write(b []byte) error {
+// write writes b then content whole, in one writev when content is not
+// empty, again after a write deadline that fired early (lazyDeadline),
+// with c.wmu held.
+func (c *conn) write(b, content []byte) error {
+	c.vecs = [2][]byte{b, content}
+	c.vec = c.vecs[:]
+	if len(content) == 0 {
+		c.vec = c.vec[:1]
+	}
+	defer func() { c.vecs = [2][]byte{} }() // holds no slice of the handler's
 	for {
-		n, err := c.rwc.Write(b)
-		b = b[n:]
+		_, err := c.vec.WriteTo(c.rwc)
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || c.wd.expired() {
 			return err
 		}
@@ -97,6 +112,17 @@ func (o *outStream) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
+		if len(p) >= directWriteMin {
+			// A record of a multiple of 8 bytes needs no padding.
+			m := min(len(p), maxStreamChunk) &^ 7
+			c.appendLocked(func(b []byte) []byte { return appendHeader(b, o.t, r.id, m, 0) })
+			c.flushWithLocked(p[:m])
+			p = p[m:]
+			if c.werr != nil {
+				return n - len(p) - m, c.werr
+			}
+			continue
+		}
 		chunk := p[:min(len(p), writeFlushSize)]
 		p = p[len(chunk):]
 		c.appendLocked(func(b []byte) []byte { return appendStream(b, o.t, r.id, chunk) })
