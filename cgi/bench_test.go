@@ -131,6 +131,27 @@ func BenchmarkExecutor(b *testing.B) {
 			}
 		})
 	})
+	// As the cgirun runner runs behind nginx: parallel=8, a GET whose
+	// body is known to be empty (nil: /dev/null, no pipe), and EndOrphans,
+	// which makes this process a subreaper and looks for orphans after
+	// each script.
+	// It comes after the others, and waits for its last scripts to be
+	// done with, so that no sweep for orphans meets another's child.
+	defer b.Run("impl=cgirun/runner", func(b *testing.B) {
+		e := &Executor{Roots: []string{root}, MaxChildren: 8, Timeout: time.Minute, EndOrphans: true, Logger: slog.New(slog.DiscardHandler)}
+		defer e.running.Wait()
+		b.ReportAllocs()
+		b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+		defer reportCPU(b)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := respondBodiless(e, env, want); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("impl=net-http-cgi", func(b *testing.B) {
 		h := &stdcgi.Handler{Path: hello, Root: "/hello-c", Logger: log.New(io.Discard, "", 0)}
 		b.ReportAllocs()
@@ -144,6 +165,48 @@ func BenchmarkExecutor(b *testing.B) {
 			}
 		}
 	})
+	// The floor for Go: pipe2, syscall.ForkExec from the calling thread,
+	// a blocking read of stdout to its end and wait4, with no poller, no
+	// goroutine and no check; stdin and stderr are /dev/null.
+	b.Run("impl=fork-exec", func(b *testing.B) {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer null.Close()
+		argv, envv := []string{hello}, env.List()
+		buf := make([]byte, 4096)
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			out, err := forkExecRead(hello, argv, envv, int(null.Fd()), buf)
+			if err != nil || !strings.HasSuffix(string(out), want) {
+				b.Fatalf("fork-exec: %v %q", err, out)
+			}
+		}
+	})
+	// The same floor, 8 at once, as the runner's -c 8.
+	b.Run("impl=fork-exec/parallel=8", func(b *testing.B) {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer null.Close()
+		argv, envv := []string{hello}, env.List()
+		b.ReportAllocs()
+		b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+		defer reportCPU(b)()
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 4096)
+			for pb.Next() {
+				out, err := forkExecRead(hello, argv, envv, int(null.Fd()), buf)
+				if err != nil || !strings.HasSuffix(string(out), want) {
+					b.Errorf("fork-exec: %v %q", err, out)
+					return
+				}
+			}
+		})
+	})
 	b.Run("impl=os-exec", func(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b)()
@@ -156,10 +219,55 @@ func BenchmarkExecutor(b *testing.B) {
 	})
 }
 
-// respondHello runs hello-c through e for one GET and checks its answer.
+// forkExecRead starts prog with a pipe as its stdout and null as its
+// stdin and stderr, reads the pipe to its end into buf and waits for it.
+func forkExecRead(prog string, argv, env []string, null int, buf []byte) ([]byte, error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	pid, err := syscall.ForkExec(prog, argv, &syscall.ProcAttr{
+		Env: env, Files: []uintptr{uintptr(null), uintptr(p[1]), uintptr(null)},
+	})
+	syscall.Close(p[1])
+	if err != nil {
+		syscall.Close(p[0])
+		return nil, err
+	}
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(p[0], buf[n:])
+		if m <= 0 || err != nil {
+			break
+		}
+		n += m
+	}
+	syscall.Close(p[0])
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		return nil, err
+	}
+	if ws.ExitStatus() != 0 {
+		return nil, fmt.Errorf("%v", ws)
+	}
+	return buf[:n], nil
+}
+
+// respondHello runs hello-c through e for one GET with an empty body and
+// checks its answer.
 func respondHello(e *Executor, env bridge.Environ, want string) error {
+	return respond(e, &bridge.Request{Env: env, Body: strings.NewReader("")}, want)
+}
+
+// respondBodiless is respondHello for a request whose body is known to be
+// empty, as the FastCGI server gives nginx's GET.
+func respondBodiless(e *Executor, env bridge.Environ, want string) error {
+	return respond(e, &bridge.Request{Env: env}, want)
+}
+
+func respond(e *Executor, req *bridge.Request, want string) error {
 	out := new(flushRecorder)
-	err := e.Respond(context.Background(), &bridge.Request{Env: env, Body: strings.NewReader("")}, out)
+	err := e.Respond(context.Background(), req, out)
 	if err != nil || !strings.HasSuffix(out.String(), want) {
 		return fmt.Errorf("Respond = %v, stream %q", err, out.String())
 	}
