@@ -108,22 +108,26 @@ func (s *scriptFile) command() (string, []string, error) {
 	if s.fd < 0 {
 		return s.path, []string{s.path}, nil
 	}
-	f, err := os.OpenFile(fdPath(s.fd), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	// A plain descriptor, not an os.File: the file is read once, by one
+	// pread, with nothing for the poller (which would try to register
+	// it, since it is opened non-blocking, and fail: a regular file).
+	name := fdPath(s.fd)
+	fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return "", nil, err
+		return "", nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	var b [binprmBufSize]byte
-	n, err := f.ReadAt(b[:], 0)
-	f.Close()
-	if n < 2 && err != nil {
-		return fdPath(s.fd), []string{s.path}, nil // the kernel says what it makes of it
+	n, err := syscall.Pread(fd, b[:], 0)
+	syscall.Close(fd)
+	if n < 2 {
+		return name, []string{s.path}, nil // the kernel says what it makes of it
 	}
 	interp, arg, ok, err := shebang(b[:n])
 	switch {
 	case err != nil:
 		return "", nil, fmt.Errorf("script %s: %w", s.path, err)
 	case !ok:
-		return fdPath(s.fd), []string{s.path}, nil
+		return name, []string{s.path}, nil
 	}
 	// The kernel refuses to run a script from a file system mounted
 	// noexec, even through an interpreter it is asked to run directly.
