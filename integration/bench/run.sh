@@ -24,7 +24,9 @@
 #   BENCH_PASSES=3           interleaved passes of every throughput scenario
 #   BENCH_DURATION=5s        wrk's -d for each scenario in each pass
 #   BENCH_THREADS=2          wrk's -t
-#   BENCH_CONNS=8            wrk's -c, and -c of the `-c N` runner rows
+#   BENCH_CONNS=8            wrk's -c, and -c of the `-c N` runner rows (the runner and
+#                            fcgiwrap also run at -c 1 and -c 32, each loaded by as
+#                            many wrk connections)
 #   BENCH_MEM_CONNS=1000     wrk's -c of the memory scenario
 #   BENCH_MEM_DURATION=10s   wrk's -d of the memory scenario
 #   BENCH_STREAM_MB=1024     MiB uploaded and downloaded in each pass
@@ -259,7 +261,13 @@ start runc "$T/logs/runc.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc.sock" --sock
 PID_runc=$STARTED
 start rundef "$T/logs/rundef.log" "$T/bin/cgirun" fcgi -s "unix:$S/rundef.sock" --socket-mode 0666 --root "$T/cgi-bin"
 PID_rundef=$STARTED
-for n in cg cgscgi cguwsgi nf nh cgmem nfmem cgst nfst nhst runc rundef; do
+# The runner and fcgiwrap at -c 1 and -c 32 too, each loaded by as many
+# wrk connections as its -c.
+start runc1 "$T/logs/runc1.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc1.sock" --socket-mode 0666 -c 1 --root "$T/cgi-bin"
+PID_runc1=$STARTED
+start runc32 "$T/logs/runc32.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc32.sock" --socket-mode 0666 -c 32 --root "$T/cgi-bin"
+PID_runc32=$STARTED
+for n in cg cgscgi cguwsgi nf nh cgmem nfmem cgst nfst nhst runc rundef runc1 runc32; do
 	wait_for "$S/$n.sock" "$(eval echo "\$PID_$n")"
 done
 wait_for "127.0.0.1:$CG_TCP_PORT" "$PID_cgtcp"
@@ -270,9 +278,14 @@ if [[ -n $have_fcgiwrap ]]; then
 	# fcgiwrap's default: one process, as Debian's fcgiwrap.service runs it.
 	start wrapdef "$T/logs/wrapdef.log" "$have_fcgiwrap" -s "unix:$S/wrapdef.sock"
 	PID_wrapdef=$STARTED
-	wait_for "$S/wrapc.sock" "$PID_wrapc"
-	wait_for "$S/wrapdef.sock" "$PID_wrapdef"
-	chmod 666 "$S/wrapc.sock" "$S/wrapdef.sock"
+	start wrapc1 "$T/logs/wrapc1.log" "$have_fcgiwrap" -c 1 -s "unix:$S/wrapc1.sock"
+	PID_wrapc1=$STARTED
+	start wrapc32 "$T/logs/wrapc32.log" "$have_fcgiwrap" -c 32 -s "unix:$S/wrapc32.sock"
+	PID_wrapc32=$STARTED
+	for n in wrapc wrapdef wrapc1 wrapc32; do
+		wait_for "$S/$n.sock" "$(eval echo "\$PID_$n")"
+	done
+	chmod 666 "$S/wrapc.sock" "$S/wrapdef.sock" "$S/wrapc1.sock" "$S/wrapc32.sock"
 fi
 
 if [[ -n $have_phpfpm ]]; then
@@ -303,7 +316,7 @@ fi
 # sees the path "/".
 
 NG=$T/nginx
-declare -A URL=() LABEL=()
+declare -A URL=() LABEL=() WRKC=() # WRKC: wrk's -c of a scenario, when not BENCH_CONNS
 SCENARIOS=()
 SERVERS=""
 
@@ -391,6 +404,12 @@ scenario runc "hello-c via \`cgirun fcgi -c $CONNS\`" /hello-c \
 scenario rundef "hello-c via \`cgirun fcgi\` (default -c: 16 per CPU)" /hello-c \
 	"$RUNNER
             fastcgi_pass unix:$S/rundef.sock;"
+for c in 1 32; do
+	scenario "runc$c" "hello-c via \`cgirun fcgi -c $c\`, wrk -c $c" /hello-c \
+		"$RUNNER
+            fastcgi_pass unix:$S/runc$c.sock;"
+	WRKC[runc$c]=$c
+done
 if [[ -n $have_fcgiwrap ]]; then
 	scenario wrapc "hello-c via \`fcgiwrap -c $CONNS\`" /hello-c \
 		"$RUNNER
@@ -398,6 +417,12 @@ if [[ -n $have_fcgiwrap ]]; then
 	scenario wrapdef "hello-c via \`fcgiwrap\` (default: 1 process)" /hello-c \
 		"$RUNNER
             fastcgi_pass unix:$S/wrapdef.sock;"
+	for c in 1 32; do
+		scenario "wrapc$c" "hello-c via \`fcgiwrap -c $c\`, wrk -c $c" /hello-c \
+			"$RUNNER
+            fastcgi_pass unix:$S/wrapc$c.sock;"
+		WRKC[wrapc$c]=$c
+	done
 fi
 
 extra cgmem / "$FCGI
@@ -513,7 +538,8 @@ check_hello() {
 wrk_run() {
 	local out=$1 url=$2 conns=$3 dur=$4 timeout=${5:-2s} rps bad
 	WRK_ERR="" WRK_RPS=""
-	if ! wrk -t"$THREADS" -c"$conns" -d"$dur" --timeout "$timeout" -s "$T/check.lua" "$url" >"$out" 2>&1; then
+	# wrk wants at least one connection per thread.
+	if ! wrk -t"$((conns < THREADS ? conns : THREADS))" -c"$conns" -d"$dur" --timeout "$timeout" -s "$T/check.lua" "$url" >"$out" 2>&1; then
 		WRK_ERR="wrk failed: $(tail -n 5 "$out")"
 		return 1
 	fi
@@ -568,10 +594,13 @@ done
 
 # The process group whose CPU time each scenario costs.
 declare -A BACKEND=([cg_ka]=$PID_cg [cg_noka]=$PID_cg [cg_tcp]=$PID_cgtcp [nf_ka]=$PID_nf
-	[nf_noka]=$PID_nf [proxy]=$PID_nh [proxy_noka]=$PID_nh [cg_scgi]=$PID_cgscgi [cg_uwsgi]=$PID_cguwsgi [runc]=$PID_runc [rundef]=$PID_rundef)
+	[nf_noka]=$PID_nf [proxy]=$PID_nh [proxy_noka]=$PID_nh [cg_scgi]=$PID_cgscgi [cg_uwsgi]=$PID_cguwsgi [runc]=$PID_runc [rundef]=$PID_rundef
+	[runc1]=$PID_runc1 [runc32]=$PID_runc32)
 [[ -n $have_phpfpm ]] && BACKEND[php]=$PID_php
 if [[ -n $have_fcgiwrap ]]; then
 	BACKEND[wrapc]=$PID_wrapc
+	BACKEND[wrapc1]=$PID_wrapc1
+	BACKEND[wrapc32]=$PID_wrapc32
 	BACKEND[wrapdef]=$PID_wrapdef
 fi
 
@@ -583,7 +612,7 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 		[[ -n ${BROKEN[$key]:-} ]] && continue
 		pg=${BACKEND[$key]:-}
 		[[ -n $pg ]] && t0=$(group_ticks "$pg")
-		if wrk_run "$T/wrk/$key.$pass.txt" "${URL[$key]}" "$CONNS" "$DURATION"; then
+		if wrk_run "$T/wrk/$key.$pass.txt" "${URL[$key]}" "${WRKC[$key]:-$CONNS}" "$DURATION"; then
 			rps=$WRK_RPS
 			RPS[$key,$pass]=$rps
 			cpu=""
@@ -811,6 +840,11 @@ cpu_ratio_row "back end CPU per request: cgirun uwsgi / cgirun FastCGI no keepal
 if [[ -n $have_fcgiwrap ]]; then
 	ratio_row "runner / fcgiwrap, both -c $CONNS" runc wrapc 1.5
 	ratio_row "runner / fcgiwrap, each its default" rundef wrapdef 1.5
+	ratio_row "runner / fcgiwrap, both -c 1" runc1 wrapc1 1.0
+	ratio_row "runner / fcgiwrap, both -c 32" runc32 wrapc32 1.0
+	cpu_ratio_row "back end CPU per request: runner / fcgiwrap, both -c 1" runc1 wrapc1 1.0
+	cpu_ratio_row "back end CPU per request: runner / fcgiwrap, both -c $CONNS" runc wrapc 1.0
+	cpu_ratio_row "back end CPU per request: runner / fcgiwrap, both -c 32" runc32 wrapc32 1.0
 else
 	echo "| runner / fcgiwrap | fcgiwrap not installed | | ≥1.5 | skipped |"
 fi
