@@ -130,10 +130,30 @@ func RunWith(h http.Handler, opts Options) error {
 	// settings are the defaults, and defaultConfig has them without it.
 	isCGI := cgi.IsCGI() || forcedCGI(os.Getenv("CGIRUN_CGI"))
 	if isCGI && !hasSettings(os.Environ()) {
-		cfg := defaultConfig()
-		cfg.CGI = true
-		return NewServer(cfg, h, opts).Serve()
+		return newDefaultCGI(h, opts).serveCGI()
 	}
+	return run(h, opts, isCGI)
+}
+
+// newDefaultCGI returns the server of a CGI program with the default
+// settings, its mode set: Listen's checks are left out, since
+// TestDefaultConfig checks that the defaults pass them. It is not inlined,
+// so that the copies of the settings it makes are off the stack while the
+// request is answered: with them (and Listen's frames) the goroutine's
+// stack doubled once more than cgi.Serve's, a copy that cost a CGI
+// program more than the rest of Run's work.
+//
+//go:noinline
+func newDefaultCGI(h http.Handler, opts Options) *Server {
+	cfg := defaultConfig()
+	cfg.CGI = true
+	s := NewServer(cfg, h, opts)
+	s.mode = ModeCGI
+	return s
+}
+
+// run is RunWith past the CGI program with the default settings.
+func run(h http.Handler, opts Options, isCGI bool) error {
 	// Not for CGI: a web server puts a query without "=" in argv, where
 	// any client could write --help.
 	if !isCGI && len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help") {

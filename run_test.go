@@ -600,8 +600,8 @@ func TestHasSettings(t *testing.T) {
 
 // TestRunCGI runs Run as a CGI program in this process (the standard
 // streams swapped for files), with and without CGIRUN_* settings: without
-// any, the defaults apply (the URL length bound included) and envconfig is
-// not called; with some, they apply to the CGI request too.
+// any, the defaults apply (the URL length bound included) and LoadConfig
+// is not called; with some, they apply to the CGI request too.
 func TestRunCGI(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/panic" {
@@ -622,6 +622,7 @@ func TestRunCGI(t *testing.T) {
 		{"CGIRUN_CGI=1 is no setting", map[string]string{"CGIRUN_CGI": "1"}, "/cgi-bin/app/", "200 OK", "Hello, World!\n", ""},
 		{"CGIRUN_MAX_URL_LENGTH", map[string]string{"CGIRUN_MAX_URL_LENGTH": "16"}, "/cgi-bin/app/?0123456789", "414 Request URI Too Long", "URI Too Long", ""},
 		{"CGIRUN_PING_PATH", map[string]string{"CGIRUN_PING_PATH": "/ping"}, "/cgi-bin/app/ping", "200 OK", "pong\n", ""},
+		{"CGIRUN_STATUS_PATH", map[string]string{"CGIRUN_STATUS_PATH": "/status"}, "/cgi-bin/app/status", "200 OK", "max active requests: 1\n", ""},
 		{"a mistyped setting is warned about", map[string]string{"CGIRUN_MAX_URL_LENGHT": "16"}, "/cgi-bin/app/", "200 OK", "Hello, World!\n",
 			"CGIRUN_MAX_URL_LENGHT is not a setting; did you mean CGIRUN_MAX_URL_LENGTH?"},
 		{"CGIRUN_DEBUG shows a panic", map[string]string{"CGIRUN_DEBUG": "true"}, "/cgi-bin/app/panic", "500 Internal Server Error", "cgi secret", ""},

@@ -467,16 +467,28 @@ func (s *Server) logServing() {
 
 // serveCGI answers the one request of a CGI program.
 func (s *Server) serveCGI() error {
-	var count requestCounter
-	s.mon.counts = count.counts
-	c := cgi.Child{Handler: count.wrap(s.mon.handler(string(ModeCGI))), Logger: s.log, Debug: s.cfg.Debug}
+	h := s.mon.handler(string(ModeCGI))
+	// The counts are the status page's: without one, nothing reads them,
+	// and the handler runs a frame less deep (see newDefaultCGI).
+	if s.cfg.StatusPath != "" {
+		var count requestCounter
+		s.mon.counts = count.counts
+		h = count.wrap(h)
+	}
+	c := cgi.Child{Handler: h, Logger: s.log, Debug: s.cfg.Debug}
+	return c.Serve(s.baseContext(), s.cgiEnviron(), os.Stdin, os.Stdout, os.Stderr)
+}
+
+// cgiEnviron is the environment of a CGI request: the process's, and
+// Options.Environ's variables that it does not set.
+func (s *Server) cgiEnviron() []string {
 	env := os.Environ()
 	for name, v := range s.opts.Environ {
 		if _, ok := os.LookupEnv(name); !ok {
 			env = append(env, name+"="+v)
 		}
 	}
-	return c.Serve(s.baseContext(), env, os.Stdin, os.Stdout, os.Stderr)
+	return env
 }
 
 // Shutdown stops the server gracefully: it stops accepting, lets the
