@@ -12,8 +12,10 @@
 #   - the back ends' peak RSS while wrk holds 1000 connections to nginx;
 #   - a streamed upload and download (1 GiB by default) through nginx:
 #     cgirun, net/http/fcgi, proxy_pass to net/http;
-#   - CGI cold start with hyperfine: cgi.Serve, cgirun.Run, net/http/cgi and
-#     a Go program that only prints.
+#   - CGI cold start with hyperfine: cgi.Serve, cgirun.Run, net/http/cgi, a
+#     Go program that only prints once net/http is initialised and one that
+#     only prints, each built with plain `go build` and with CGO_ENABLED=0
+#     (static: no dynamic loader at start).
 #
 # Run it from anywhere:  bash integration/bench/run.sh > results.md
 # (tables on stdout, progress on stderr). It needs go, nginx, wrk, curl and
@@ -181,10 +183,21 @@ $(cat "$T/logs/${PIDNAME[$pid]}.log" 2>/dev/null)"
 
 log "building in $T/bin"
 (cd "$REPO" && go build -o "$T/bin/" ./examples/hello ./cmd/cgirun ./integration/bench/...)
+# Each cold-start program is built twice: as `go build` does by default
+# (net's cgo resolver: the dynamic loader runs at start) and with
+# CGO_ENABLED=0 (static), as "NAME-static".
+COLD=(coldserve coldrun coldnethttpcgi coldhttp coldplain)
+COLD_ALL=()
+mkdir -p "$T/bin/static"
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$T/bin/static/" "${COLD[@]/#/./integration/bench/}")
+for b in "${COLD[@]}"; do
+	mv "$T/bin/static/$b" "$T/bin/$b-static"
+	COLD_ALL+=("$b" "$b-static")
+done
 # The cold-start programs are timed as copies: a file just written by the
 # linker starts 5-10% slower than a copy of it (page cache state), and
 # more so the larger it is, which would favour the smaller binaries.
-for b in coldserve coldrun coldnethttpcgi coldplain; do
+for b in "${COLD_ALL[@]}"; do
 	cp "$T/bin/$b" "$T/bin/$b.tmp" && mv "$T/bin/$b.tmp" "$T/bin/$b"
 done
 cc -O2 -o "$T/cgi-bin/hello-c" "$REPO/examples/cgi-bin/hello.c"
@@ -661,7 +674,7 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 			SCRIPT_NAME=/cgi-bin/hello PATH_INFO=/ REQUEST_URI=/cgi-bin/hello/ QUERY_STRING=
 			REMOTE_ADDR=127.0.0.1 REMOTE_PORT=40000)
 		if ((pass == 1)); then
-			for b in coldserve coldrun coldnethttpcgi coldplain; do
+			for b in "${COLD_ALL[@]}"; do
 				out=$(env "${cold_env[@]}" "$T/bin/$b" </dev/null 2>&1) || true
 				if [[ $out != *"$GREETING"* ]]; then
 					BROKEN[$b]=1
@@ -670,7 +683,7 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 			done
 		fi
 		cmds=()
-		for b in coldserve coldrun coldnethttpcgi coldplain; do
+		for b in "${COLD_ALL[@]}"; do
 			[[ -z ${BROKEN[$b]:-} ]] && cmds+=("$T/bin/$b")
 		done
 		if ((${#cmds[@]})) && env "${cold_env[@]}" hyperfine -N --style none --warmup 20 --runs "$COLD_RUNS" \
@@ -682,7 +695,7 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 				COLD_SD[$b,$pass]=$(awk -v v="$sd" 'BEGIN {print v * 1000}')
 				COLD_MEDIAN[$b,$pass]=$(awk -v v="$median" 'BEGIN {print v * 1000}')
 			done < <(tail -n +2 "$T/cold/$pass.csv")
-			log "pass $pass/$PASSES: cold start $(for b in coldserve coldrun coldnethttpcgi coldplain; do printf '%s %.2f ms  ' "$b" "${COLD_MEAN[$b,$pass]:-0}"; done)"
+			log "pass $pass/$PASSES: cold start $(for b in "${COLD_ALL[@]}"; do printf '%s %.2f ms  ' "$b" "${COLD_MEAN[$b,$pass]:-0}"; done)"
 		elif ((${#cmds[@]})); then
 			fail "cold start, pass $pass: hyperfine failed: $(tail -n 5 "$T/cold/$pass.txt")"
 		fi
@@ -864,11 +877,13 @@ if ((${#up_rs[@]})); then
 else
 	echo "| cgirun upload / proxy_pass upload | no figures | | ≥1.0 | **NOT MEASURED** |"
 fi
+# cold_ratio_row NAME A WANT [B]: A's mean time over B's (default
+# net/http/cgi's default build) within each pass, at most WANT.
 cold_ratio_row() {
-	local name=$1 a=$2 want=$3 p rs=() med
+	local name=$1 a=$2 want=$3 b=${4:-coldnethttpcgi} p rs=() med
 	for ((p = 1; p <= PASSES; p++)); do
-		[[ -n ${COLD_MEAN[$a,$p]:-} && -n ${COLD_MEAN[coldnethttpcgi,$p]:-} ]] &&
-			rs+=("$(div "${COLD_MEAN[$a,$p]}" "${COLD_MEAN[coldnethttpcgi,$p]}")")
+		[[ -n ${COLD_MEAN[$a,$p]:-} && -n ${COLD_MEAN[$b,$p]:-} ]] &&
+			rs+=("$(div "${COLD_MEAN[$a,$p]}" "${COLD_MEAN[$b,$p]}")")
 	done
 	if ((${#rs[@]} == 0)); then
 		echo "| $name | no figures | | ≤$want | **NOT MEASURED** |"
@@ -880,6 +895,8 @@ cold_ratio_row() {
 if [[ -n $have_hyperfine ]]; then
 	cold_ratio_row "cold start cgi.Serve / net/http/cgi (mean time)" coldserve 0.85
 	cold_ratio_row "cold start cgirun.Run / net/http/cgi (mean time)" coldrun 1.0
+	cold_ratio_row "cold start cgi.Serve static / net/http/cgi (mean time)" coldserve-static 0.65
+	cold_ratio_row "cold start cgirun.Run static / cgi.Serve static (mean time)" coldrun-static 1.1 coldserve-static
 else
 	echo "| cold start | hyperfine not installed | | | skipped |"
 fi
@@ -928,16 +945,18 @@ echo
 if [[ -n $have_hyperfine ]]; then
 	echo "### CGI cold start: hyperfine -N, $COLD_RUNS runs per program per pass"
 	echo
-	echo "| program | mean ± stddev per pass (ms) | median of means | vs net/http/cgi | median per pass (ms) | vs net/http/cgi, medians |"
+	echo "| program | mean ± stddev per pass (ms) | median of means | vs net/http/cgi (default build) | median per pass (ms) | vs net/http/cgi, medians |"
 	echo "|---|---|---:|---:|---|---:|"
 	declare -A CMED=() CMEDMED=()
-	for b in coldnethttpcgi coldserve coldrun coldplain; do
-		case $b in
+	for b in coldnethttpcgi coldserve coldrun coldhttp coldplain coldnethttpcgi-static coldserve-static coldrun-static coldhttp-static coldplain-static; do
+		case ${b%-static} in
 		coldserve) name="cgi.Serve (cgirun/cgi)" ;;
 		coldrun) name="cgirun.Run (CGI mode)" ;;
 		coldnethttpcgi) name="net/http/cgi" ;;
+		coldhttp) name="Go program that only prints, net/http initialised" ;;
 		coldplain) name="Go program that only prints" ;;
 		esac
+		[[ $b == *-static ]] && name+=", static (CGO_ENABLED=0)"
 		ms=() mds=() cells="" mcells=""
 		for ((p = 1; p <= PASSES; p++)); do
 			[[ -n ${COLD_MEAN[$b,$p]:-} ]] || continue
