@@ -9,7 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
+	neturl "net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -117,20 +117,12 @@ func checkGateway(t *testing.T, srv gatewayFront, front, proto string, upload []
 	})
 
 	t.Run("raw bytes", func(t *testing.T) {
-		// The path decoded to bytes, not to UTF-8, and a header value
-		// byte for byte, both ways.
 		path, want := "/echo/caf%E9/%FF?q=%E9", "GET|/echo/caf\xe9/\xff|q=%E9|caf\xe9|"
 		if front == "lighttpd" {
 			// lighttpd answers 400 itself for a path holding %FF.
 			path, want = "/echo/caf%E9/%E8?q=%E9", "GET|/echo/caf\xe9/\xe8|q=%E9|caf\xe9|"
 		}
-		resp, body := nginxGet(t, srv.URL(path), http.Header{"X-Raw": {"caf\xe9"}}, logs)
-		if resp.StatusCode != http.StatusOK || string(body) != want {
-			t.Errorf("GET %s = %d %q, want 200 %q\n%s", path, resp.StatusCode, body, want, logs())
-		}
-		if got := resp.Header.Values("X-Echo-Raw"); !slices.Equal(got, []string{"caf\xe9"}) {
-			t.Errorf("GET %s: X-Echo-Raw = %q, want %q\n%s", path, got, []string{"caf\xe9"}, logs())
-		}
+		checkRawBytes(t, srv.URL, path, want, logs)
 	})
 
 	t.Run("upload 10 MB", func(t *testing.T) {
@@ -157,21 +149,7 @@ func checkGateway(t *testing.T, srv gatewayFront, front, proto string, upload []
 	})
 
 	t.Run("stream", func(t *testing.T) {
-		// The handler sends its second line once the test, having read
-		// the first, creates a file: the first line went through the front
-		// end while the handler still ran.
-		flag := filepath.Join(t.TempDir(), "go-on")
-		path := "/stream?wait=" + url.QueryEscape(flag)
-		resp, br, first := nginxFirstLine(t, srv.URL(path), logs)
-		defer resp.Body.Close()
-		if first != "first\n" {
-			t.Fatalf("GET %s: first line = %q, want %q\n%s", path, first, "first\n", logs())
-		}
-		writeFile(t, flag, "", 0o644)
-		rest, err := io.ReadAll(br)
-		if err != nil || string(rest) != "second\n" {
-			t.Errorf("GET %s: rest = %q, %v; want %q\n%s", path, rest, err, "second\n", logs())
-		}
+		checkStream(t, srv.URL, logs)
 	})
 
 	t.Run("panic", func(t *testing.T) {
@@ -186,30 +164,11 @@ func checkGateway(t *testing.T, srv gatewayFront, front, proto string, upload []
 	})
 
 	t.Run("client gone", func(t *testing.T) {
-		// When the client leaves, the front end closes its connection to
-		// the application: the handler's context must end.
-		mark := filepath.Join(t.TempDir(), "cause")
-		path := "/slow?mark=" + url.QueryEscape(mark)
-		resp, _, first := nginxFirstLine(t, srv.URL(path), logs)
-		if first != "line 0\n" {
-			t.Errorf("GET %s: first line = %q, want %q\n%s", path, first, "line 0\n", logs())
-		}
-		resp.Body.Close()
-		cause, err := nginxWaitForFile(mark)
-		if err != nil {
-			t.Fatalf("after the client left GET %s: %v\n%s", path, err, logs())
-		}
 		want := scgi.ErrConnClosed.Error()
 		if proto == "uwsgi" {
 			want = uwsgi.ErrConnClosed.Error()
 		}
-		if cause != want {
-			t.Errorf("context.Cause after the client left = %q, want %q\n%s", cause, want, logs())
-		}
-		resp, body := nginxGet(t, srv.URL("/"), nil, logs)
-		if resp.StatusCode != http.StatusOK || string(body) != "Hello, World!\n" {
-			t.Fatalf("GET / after a client left = %d %q, want 200 %q\n%s", resp.StatusCode, body, "Hello, World!\n", logs())
-		}
+		checkClientGone(t, srv.URL, want, logs)
 	})
 }
 
@@ -252,5 +211,65 @@ func TestGatewaysListenSwitch(t *testing.T) {
 	// A failed subtest left fewer pids and said why.
 	if one := slices.Compact(slices.Clone(pids)); len(pids) == len(fronts) && len(one) != 1 {
 		t.Errorf("pids that answered through %d front ends = %v, want one process", len(fronts), pids)
+	}
+}
+
+// checkRawBytes sends GET path (whose path and query hold bytes that are
+// not UTF-8) with such an X-Raw header, through a front end at url, and
+// wants testapp's /echo answer want and the header echoed byte for byte.
+func checkRawBytes(t *testing.T, url func(string) string, path, want string, logs func() string) {
+	t.Helper()
+	resp, body := nginxGet(t, url(path), http.Header{"X-Raw": {"caf\xe9"}}, logs)
+	if resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Errorf("GET %s = %d %q, want 200 %q\n%s", path, resp.StatusCode, body, want, logs())
+	}
+	if got := resp.Header.Values("X-Echo-Raw"); !slices.Equal(got, []string{"caf\xe9"}) {
+		t.Errorf("GET %s: X-Echo-Raw = %q, want %q\n%s", path, got, []string{"caf\xe9"}, logs())
+	}
+}
+
+// checkStream gets testapp's /stream through a front end at url: the
+// handler sends its second line once the test, having read the first,
+// creates a file, so the first line went through the front end while the
+// handler still ran.
+func checkStream(t *testing.T, url func(string) string, logs func() string) {
+	t.Helper()
+	flag := filepath.Join(t.TempDir(), "go-on")
+	path := "/stream?wait=" + neturl.QueryEscape(flag)
+	resp, br, first := nginxFirstLine(t, url(path), logs)
+	defer resp.Body.Close()
+	if first != "first\n" {
+		t.Fatalf("GET %s: first line = %q, want %q\n%s", path, first, "first\n", logs())
+	}
+	writeFile(t, flag, "", 0o644)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "second\n" {
+		t.Errorf("GET %s: rest = %q, %v; want %q\n%s", path, rest, err, "second\n", logs())
+	}
+}
+
+// checkClientGone leaves testapp's /slow through a front end at url after
+// its first line: the front end closes its connection to the application
+// (it has no other way to abort a request), and the handler's context
+// must end with the cause want. The front end's next request is answered.
+func checkClientGone(t *testing.T, url func(string) string, want string, logs func() string) {
+	t.Helper()
+	mark := filepath.Join(t.TempDir(), "cause")
+	path := "/slow?mark=" + neturl.QueryEscape(mark)
+	resp, _, first := nginxFirstLine(t, url(path), logs)
+	if first != "line 0\n" {
+		t.Errorf("GET %s: first line = %q, want %q\n%s", path, first, "line 0\n", logs())
+	}
+	resp.Body.Close() // no keep-alive: this closes the connection
+	cause, err := nginxWaitForFile(mark)
+	if err != nil {
+		t.Fatalf("after the client left GET %s: %v\n%s", path, err, logs())
+	}
+	if cause != want {
+		t.Errorf("context.Cause after the client left = %q, want %q\n%s", cause, want, logs())
+	}
+	resp, body := nginxGet(t, url("/"), nil, logs)
+	if resp.StatusCode != http.StatusOK || string(body) != "Hello, World!\n" {
+		t.Fatalf("GET / after a client left = %d %q, want 200 %q\n%s", resp.StatusCode, body, "Hello, World!\n", logs())
 	}
 }

@@ -485,62 +485,18 @@ func TestNginxFastCGI(t *testing.T) {
 			})
 
 			t.Run("client gone", func(t *testing.T) {
-				// When the client leaves, nginx closes the FastCGI
-				// connection (it has no other way to abort a request):
-				// the handler's context must end with ErrConnClosed.
-				mark := filepath.Join(t.TempDir(), "cause")
-				path := "/slow?mark=" + url.QueryEscape(mark)
-				resp, _, first := nginxFirstLine(t, srv.URL(path), logs)
-				if first != "line 0\n" {
-					t.Errorf("GET %s: first line = %q, want %q\n%s", path, first, "line 0\n", logs())
-				}
-				resp.Body.Close() // no keep-alive: this closes the connection
-				cause, err := nginxWaitForFile(mark)
-				if err != nil {
-					t.Fatalf("after the client left GET %s: %v\n%s", path, err, logs())
-				}
-				if want := fastcgi.ErrConnClosed.Error(); cause != want {
-					t.Errorf("context.Cause after the client left = %q, want %q\n%s", cause, want, logs())
-				}
-				// nginx's next request finds a working connection.
-				resp, body := nginxGet(t, srv.URL("/"), nil, logs)
-				if resp.StatusCode != http.StatusOK || string(body) != "Hello, World!\n" {
-					t.Fatalf("GET / after a client left = %d %q, want 200 %q\n%s", resp.StatusCode, body, "Hello, World!\n", logs())
-				}
+				checkClientGone(t, srv.URL, fastcgi.ErrConnClosed.Error(), logs)
 			})
 
 			t.Run("raw bytes", func(t *testing.T) {
 				// nginx decodes the path for $fastcgi_script_name but sends
 				// REQUEST_URI as it came; the application decodes that to
-				// bytes, not to UTF-8. Header values pass through nginx
-				// byte for byte, both ways.
-				const path = "/echo/caf%E9/%FF?q=%E9"
-				const want = "GET|/echo/caf\xe9/\xff|q=%E9|caf\xe9|"
-				resp, body := nginxGet(t, srv.URL(path), http.Header{"X-Raw": {"caf\xe9"}}, logs)
-				if resp.StatusCode != http.StatusOK || string(body) != want {
-					t.Errorf("GET %s = %d %q, want 200 %q\n%s", path, resp.StatusCode, body, want, logs())
-				}
-				if got := resp.Header.Values("X-Echo-Raw"); !slices.Equal(got, []string{"caf\xe9"}) {
-					t.Errorf("GET %s: X-Echo-Raw = %q, want %q\n%s", path, got, []string{"caf\xe9"}, logs())
-				}
+				// bytes, not to UTF-8.
+				checkRawBytes(t, srv.URL, "/echo/caf%E9/%FF?q=%E9", "GET|/echo/caf\xe9/\xff|q=%E9|caf\xe9|", logs)
 			})
 
 			t.Run("stream", func(t *testing.T) {
-				// The handler sends its second line once the test, having
-				// read the first, creates a file: the first line went
-				// through nginx while the handler still ran.
-				flag := filepath.Join(t.TempDir(), "go-on")
-				path := "/stream?wait=" + url.QueryEscape(flag)
-				resp, br, first := nginxFirstLine(t, srv.URL(path), logs)
-				defer resp.Body.Close()
-				if first != "first\n" {
-					t.Fatalf("GET %s: first line = %q, want %q\n%s", path, first, "first\n", logs())
-				}
-				writeFile(t, flag, "", 0o644)
-				rest, err := io.ReadAll(br)
-				if err != nil || string(rest) != "second\n" {
-					t.Errorf("GET %s: rest = %q, %v; want %q\n%s", path, rest, err, "second\n", logs())
-				}
+				checkStream(t, srv.URL, logs)
 			})
 
 			t.Run("SIGTERM with a request in flight", func(t *testing.T) {
