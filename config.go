@@ -213,8 +213,9 @@ var addressProtocols = [...]serve.Protocol{serve.FastCGI, serve.SCGI, serve.UWSG
 
 // handedProtocol is the protocol of a socket the process was handed (fd
 // 0, systemd's) that is bound to no setting's address: that of the one
-// gateway setting set, FastCGI when none or several are.
-func (c *Config) handedProtocol() serve.Protocol {
+// gateway setting set, FastCGI when none or several are. guessed reports
+// the last case: several settings, and the socket is none of theirs.
+func (c *Config) handedProtocol() (p serve.Protocol, guessed bool) {
 	p, n := serve.FastCGI, 0
 	for i, a := range c.addresses() {
 		if a.Addr != "" {
@@ -222,9 +223,9 @@ func (c *Config) handedProtocol() serve.Protocol {
 		}
 	}
 	if n != 1 {
-		return serve.FastCGI
+		return serve.FastCGI, n > 1
 	}
-	return p
+	return p, false
 }
 
 func (c *Config) socketMode() (os.FileMode, error) {

@@ -408,3 +408,35 @@ func TestServerListenWebServerAddrs(t *testing.T) {
 		}
 	})
 }
+
+// TestHandedSocketOfNoSetting: a socket the process is handed that is
+// bound to none of several gateway settings' addresses serves FastCGI,
+// and the log says so, with what to do.
+func TestHandedSocketOfNoSetting(t *testing.T) {
+	dir := upgradeSetenv(t, "serve")
+	lt, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lt.Close()
+	t.Setenv("CGIRUN_SCGI", "unix:"+filepath.Join(dir, "scgi.sock"))
+	t.Setenv("CGIRUN_UWSGI", "unix:"+filepath.Join(dir, "uwsgi.sock"))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	pid, err := upgrade.Start(ctx, []net.Listener{lt}, 0)
+	if err != nil {
+		t.Fatalf("Upgrade: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGTERM)
+		upgradeWaitGone(t, pid)
+	})
+	logs, _ := os.ReadFile(filepath.Join(dir, "child.log"))
+	want := "a socket the process was handed is bound to none of the gateway settings' addresses: it serves FastCGI"
+	if !strings.Contains(string(logs), want) || !strings.Contains(string(logs), lt.Addr().String()) {
+		t.Errorf("the new process's log does not say %q about %s:\n%s", want, lt.Addr(), logs)
+	}
+	if !strings.Contains(string(logs), "serving FastCGI") {
+		t.Errorf("the new process's log does not say it serves FastCGI:\n%s", logs)
+	}
+}

@@ -165,13 +165,18 @@ func (s *Server) Listen() error {
 	s.lns = set.Listeners
 	s.protos = make([]serve.Protocol, len(s.lns))
 	s.wheres = make([]string, len(s.lns))
-	for i := range s.lns {
-		s.protos[i], s.wheres[i] = cfg.handedProtocol(), set.Where
+	for i, l := range s.lns {
+		var guessed bool
+		s.protos[i], guessed = cfg.handedProtocol()
+		s.wheres[i] = set.Where
 		if j := set.Of[i]; j >= 0 {
 			s.protos[i] = addressProtocols[j]
 			if !set.Handed {
 				s.wheres[i] = addrs[j].Addr
 			}
+		} else if guessed {
+			s.log.Warn("cgirun: a socket the process was handed is bound to none of the gateway settings' addresses: it serves FastCGI; give the setting of its protocol its address",
+				"addr", l.Addr().String(), "on", set.Where)
 		}
 	}
 	var modes []string
