@@ -2,6 +2,7 @@ package cgirun
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -438,5 +439,35 @@ func TestHandedSocketOfNoSetting(t *testing.T) {
 	}
 	if !strings.Contains(string(logs), "serving FastCGI") {
 		t.Errorf("the new process's log does not say it serves FastCGI:\n%s", logs)
+	}
+}
+
+// TestServerListenTLS: with CGIRUN_TLS_CERT, a CGIRUN_LISTEN socket
+// answers HTTPS, and FastCGI beside it; plain HTTP there gets net/http's
+// 400 for an HTTP request to an HTTPS server, never the handler's answer.
+func TestServerListenTLS(t *testing.T) {
+	clearSettings(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pool := writeSelfSigned(t, cert, key)
+	cfg := testConfig(t, map[string]string{"CGIRUN_LISTEN": "tcp:127.0.0.1:0", "CGIRUN_TLS_CERT": cert, "CGIRUN_TLS_KEY": key})
+	s := startServer(t, cfg, echoURI, Options{Logger: slog.New(slog.DiscardHandler)})
+	a := s.Addrs()[0]
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + a.String() + "/secure")
+	if err != nil {
+		t.Fatalf("HTTPS GET on the CGIRUN_LISTEN socket: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "uri=/secure" {
+		t.Errorf("HTTPS GET /secure = %d %q, want 200 %q", resp.StatusCode, b, "uri=/secure")
+	}
+	if got := fcgiAsk(t, a.Network(), a.String(), "/fcgi"); !strings.Contains(got, "uri=/fcgi") {
+		t.Errorf("FastCGI beside HTTPS answered %q, want uri=/fcgi", got)
+	}
+	got := rawAsk(t, a.Network(), a.String(), []byte("GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+	if !strings.HasPrefix(got, "HTTP/1.0 400 Bad Request") || !strings.Contains(got, "HTTPS server") || strings.Contains(got, "uri=/plain") {
+		t.Errorf("plain HTTP on a socket serving HTTPS answered %q, want net/http's 400 for an HTTP request to an HTTPS server", got)
 	}
 }
