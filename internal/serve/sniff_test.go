@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,6 +400,53 @@ func TestSniffWrappedConn(t *testing.T) {
 	if got, err := io.ReadAll(c); string(got) != "12:" || err != nil {
 		t.Errorf("read %q, %v; want %q", got, err, "12:")
 	}
+}
+
+// failingListener fails its first fails Accepts with err, then accepts.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+	err   error
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, l.err
+	}
+	return l.Listener.Accept()
+}
+
+// TestSniffAcceptRetries: an accept that fails for want of descriptors
+// (EMFILE, ENFILE) is retried after a wait, logged, and the next
+// connection is served; any other accept error ends the Sniffer: Accept
+// on its listeners returns an error.
+func TestSniffAcceptRetries(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			l := &failingListener{Listener: listenOn(t, "unix"), err: &os.SyscallError{Syscall: "accept4", Err: errno}}
+			l.fails.Store(3)
+			logs := new(testlog.Buffer)
+			s := Sniff(l, SniffConfig{Log: slog.New(slog.NewTextHandler(logs, nil))})
+			defer s.Close()
+			ch := acceptAsync(s.Listener(FastCGI))
+			dialSend(t, l, []byte{0x01})
+			if _, err := waitAccept(t, ch); err != nil {
+				t.Fatalf("Accept after %d failed accepts: %v\n%s", 3, err, logs)
+			}
+			if n := strings.Count(logs.String(), "accept failed; retrying"); n != 3 {
+				t.Errorf("%d retries logged, want 3:\n%s", n, logs)
+			}
+		})
+	}
+	t.Run("another error", func(t *testing.T) {
+		l := &failingListener{Listener: listenOn(t, "unix"), err: errors.New("accept: broken")}
+		l.fails.Store(1)
+		s := Sniff(l, SniffConfig{Log: slog.New(slog.DiscardHandler)})
+		defer s.Close()
+		if _, err := waitAccept(t, acceptAsync(s.Listener(FastCGI))); err == nil {
+			t.Error("Accept after a lasting accept error = nil error, want one")
+		}
+	})
 }
 
 // BenchmarkAccept measures what sniffing adds to a connection: accept,
