@@ -22,8 +22,13 @@ type request struct {
 	cancel         context.CancelCauseFunc
 	idCtx          idContext // ctx, as the handler gets it: with the request id
 	headerDeadline time.Time
-	stdin          *inStream
+	stdin          *inStream // &in
 	data           *inStream // FILTER only
+
+	// The stdin stream and the stderr stream live in the request, so
+	// that a request and its streams are one allocation. Never copied.
+	in     inStream
+	errOut outStream
 
 	// Owned by the serve loop until paramsDone, then by the handler.
 	pairs pairDecoder
@@ -57,9 +62,10 @@ func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
 		ctx:            ctx,
 		cancel:         cancel,
 		headerDeadline: time.Now().Add(defaults.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)),
-		stdin:          newInStream(limit),
 		pairs:          newPairDecoder(defaults.Or(s.MaxParamsBytes, DefaultMaxParamsBytes)),
 	}
+	r.in.init(limit)
+	r.stdin = &r.in
 	r.idCtx = idContext{Context: ctx, id: id}
 	// nginx's fastcgi_params alone are about 20 variables, with the
 	// request's headers on top.
@@ -72,7 +78,8 @@ func newRequest(c *conn, id uint16, role bridge.Role, keepConn bool) *request {
 		r.data = newInStream(limit)
 		r.breq.Data = r.data
 	}
-	r.breq.Stderr = &outStream{r: r, t: typeStderr}
+	r.errOut = outStream{r: r, t: typeStderr}
+	r.breq.Stderr = &r.errOut
 	return r
 }
 

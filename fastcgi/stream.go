@@ -74,9 +74,15 @@ func (s *inStream) giveBackLocked(err error) {
 }
 
 func newInStream(limit int) *inStream {
-	s := &inStream{limit: limit}
-	s.cond.L = &s.mu
+	s := new(inStream)
+	s.init(limit)
 	return s
+}
+
+// init readies a zero inStream in place, as newInStream does.
+func (s *inStream) init(limit int) {
+	s.limit = limit
+	s.cond.L = &s.mu
 }
 
 // push adds p, blocking while the stream is full. It returns an error when
