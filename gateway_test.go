@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +23,6 @@ import (
 
 	"github.com/cgirun/cgirun/internal/serve"
 	"github.com/cgirun/cgirun/internal/testlog"
-	"github.com/cgirun/cgirun/upgrade"
 )
 
 // waitLimit bounds a wait for something that should happen at once.
@@ -344,16 +342,7 @@ func TestUpgradeKnowsEachSocketsProtocol(t *testing.T) {
 	defer lt.Close()
 	t.Setenv("CGIRUN_SCGI", "unix:"+sock)
 	t.Setenv("CGIRUN_LISTEN", "tcp:"+lt.Addr().String())
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	pid, err := upgrade.Start(ctx, []net.Listener{lt, lu}, 0)
-	if err != nil {
-		t.Fatalf("Upgrade: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(pid, syscall.SIGTERM)
-		upgradeWaitGone(t, pid)
-	})
+	pid := upgradeTo(t, lt, lu)
 	lu.Close()
 	lt.Close()
 	want := fmt.Sprintf("child %d", pid)
@@ -422,16 +411,7 @@ func TestHandedSocketOfNoSetting(t *testing.T) {
 	defer lt.Close()
 	t.Setenv("CGIRUN_SCGI", "unix:"+filepath.Join(dir, "scgi.sock"))
 	t.Setenv("CGIRUN_UWSGI", "unix:"+filepath.Join(dir, "uwsgi.sock"))
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	pid, err := upgrade.Start(ctx, []net.Listener{lt}, 0)
-	if err != nil {
-		t.Fatalf("Upgrade: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(pid, syscall.SIGTERM)
-		upgradeWaitGone(t, pid)
-	})
+	upgradeTo(t, lt)
 	logs, _ := os.ReadFile(filepath.Join(dir, "child.log"))
 	want := "a socket the process was handed is bound to none of the gateway settings' addresses: it serves FastCGI"
 	if !strings.Contains(string(logs), want) || !strings.Contains(string(logs), lt.Addr().String()) {

@@ -173,6 +173,24 @@ func upgradeGet(t *testing.T, network, address string) string {
 	return w.Body.String()
 }
 
+// upgradeTo upgrades to a new copy of the test binary on lns (see
+// upgradeSetenv) and returns its pid once it serves; the new process is
+// stopped, and waited for, at the end of the test.
+func upgradeTo(t *testing.T, lns ...net.Listener) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	pid, err := upgrade.Start(ctx, lns, 0)
+	if err != nil {
+		t.Fatalf("Upgrade: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGTERM)
+		upgradeWaitGone(t, pid)
+	})
+	return pid
+}
+
 // upgradeWaitGone waits until process pid no longer exists. Upgrade's
 // goroutine reaps it; nothing tells the test when: poll, for at most 10 s.
 func upgradeWaitGone(t *testing.T, pid int) {
@@ -216,16 +234,7 @@ func TestUpgradePassesExactlyTheListeners(t *testing.T) {
 	defer lt.Close()
 
 	inherited := inheritedFDs()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	pid, err := upgrade.Start(ctx, []net.Listener{lu, lt}, 0)
-	if err != nil {
-		t.Fatalf("Upgrade: %v", err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(pid, syscall.SIGTERM)
-		upgradeWaitGone(t, pid)
-	})
+	pid := upgradeTo(t, lu, lt)
 	report, err := os.ReadFile(filepath.Join(dir, "fds"))
 	if err != nil {
 		t.Fatal(err)
