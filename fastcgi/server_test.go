@@ -419,10 +419,11 @@ func TestGetValuesAndUnknownType(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	block := make(chan struct{})
+	block, blocked := make(chan struct{}), make(chan struct{}, 2)
 	t.Cleanup(func() { close(block) })
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
+			blocked <- struct{}{}
 			<-block
 		}
 		io.WriteString(w, "ok")
@@ -480,7 +481,10 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("third id on a connection limited to 2: %s, want FCGI_OVERLOADED", got.protoStatus)
 		}
 		// Two requests block, so MaxRequests (2) is reached: a request
-		// on another connection is refused.
+		// on another connection is refused. The handlers take their
+		// slots in their own goroutines: wait until both run.
+		<-blocked
+		<-blocked
 		other := dialRaw(t, addr)
 		other.send(requestRecords(1, true, "", getHello...))
 		if got := other.readResponses(1)[1]; got.protoStatus != statusRequestComplete || !bytes.HasPrefix(got.stdout, []byte("Status: 503 ")) {
