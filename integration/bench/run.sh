@@ -12,6 +12,9 @@
 #   - the back ends' peak RSS while wrk holds 1000 connections to nginx;
 #   - a streamed upload and download (1 GiB by default) through nginx:
 #     cgirun, net/http/fcgi, proxy_pass to net/http;
+#   - floors: what Go itself costs with none of a gateway's work
+#     (integration/bench/fcgifloor: a fixed FastCGI answer with no handler,
+#     and a fork+exec runner with no checks), beside cgirun and the others;
 #   - CGI cold start with hyperfine: cgi.Serve, cgirun.Run, net/http/cgi, a
 #     Go program that only prints once net/http is initialised and one that
 #     only prints, each built with plain `go build` and with CGO_ENABLED=0
@@ -270,6 +273,12 @@ start nfst "$T/logs/nfst.log" "$T/bin/nethttpfcgi" -listen "unix:$S/nfst.sock"
 PID_nfst=$STARTED
 start nhst "$T/logs/nhst.log" "$T/bin/nethttp" -listen "unix:$S/nhst.sock"
 PID_nhst=$STARTED
+# The floors: a FastCGI answer with no handler, and a runner with no
+# checks (fcgifloor's doc).
+start floor "$T/logs/floor.log" "$T/bin/fcgifloor" -listen "unix:$S/floor.sock"
+PID_floor=$STARTED
+start floorx "$T/logs/floorx.log" "$T/bin/fcgifloor" -mode exec -listen "unix:$S/floorx.sock"
+PID_floorx=$STARTED
 start runc "$T/logs/runc.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc.sock" --socket-mode 0666 -c "$CONNS" --root "$T/cgi-bin"
 PID_runc=$STARTED
 start rundef "$T/logs/rundef.log" "$T/bin/cgirun" fcgi -s "unix:$S/rundef.sock" --socket-mode 0666 --root "$T/cgi-bin"
@@ -280,7 +289,7 @@ start runc1 "$T/logs/runc1.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc1.sock" --s
 PID_runc1=$STARTED
 start runc32 "$T/logs/runc32.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc32.sock" --socket-mode 0666 -c 32 --root "$T/cgi-bin"
 PID_runc32=$STARTED
-for n in cg cgscgi cguwsgi nf nh cgmem nfmem cgst nfst nhst runc rundef runc1 runc32; do
+for n in cg cgscgi cguwsgi nf nh cgmem nfmem cgst nfst nhst runc rundef runc1 runc32 floor floorx; do
 	wait_for "$S/$n.sock" "$(eval echo "\$PID_$n")"
 done
 wait_for "127.0.0.1:$CG_TCP_PORT" "$PID_cgtcp"
@@ -402,6 +411,10 @@ scenario proxy "proxy_pass to net/http, unix, keepalive" / \
             proxy_set_header Connection \"\";"
 scenario proxy_noka "proxy_pass to net/http, unix, no keepalive" / \
 	"            proxy_pass http://unix:$S/nh.sock:;"
+scenario floor_ka "floor: Go FastCGI, no handler (fcgifloor), unix, keepalive" / \
+	"$FCGI
+            fastcgi_pass floor;
+$KA"
 if [[ -n $have_phpfpm ]]; then
 	# Without fastcgi_keep_conn: each php-fpm child serves one connection
 	# at a time, so kept connections beyond pm.max_children would stall.
@@ -422,6 +435,15 @@ for c in 1 32; do
 		"$RUNNER
             fastcgi_pass unix:$S/runc$c.sock;"
 	WRKC[runc$c]=$c
+done
+scenario floorx "floor: hello-c via Go fork+exec, no checks (fcgifloor -mode exec), wrk -c $CONNS" /hello-c \
+	"$RUNNER
+            fastcgi_pass unix:$S/floorx.sock;"
+for c in 1 32; do
+	scenario "floorx$c" "floor: hello-c via Go fork+exec, no checks, wrk -c $c" /hello-c \
+		"$RUNNER
+            fastcgi_pass unix:$S/floorx.sock;"
+	WRKC[floorx$c]=$c
 done
 if [[ -n $have_fcgiwrap ]]; then
 	scenario wrapc "hello-c via \`fcgiwrap -c $CONNS\`" /hello-c \
@@ -459,7 +481,7 @@ extra nhst "" "            proxy_pass http://nhst;
             proxy_max_temp_file_size 0;"
 
 upstreams=""
-for u in cg:unix:$S/cg.sock cgtcp:127.0.0.1:$CG_TCP_PORT nf:unix:$S/nf.sock nh:unix:$S/nh.sock \
+for u in cg:unix:$S/cg.sock cgtcp:127.0.0.1:$CG_TCP_PORT nf:unix:$S/nf.sock nh:unix:$S/nh.sock floor:unix:$S/floor.sock \
 	cgmem:unix:$S/cgmem.sock nfmem:unix:$S/nfmem.sock \
 	cgst:unix:$S/cgst.sock nfst:unix:$S/nfst.sock nhst:unix:$S/nhst.sock; do
 	upstreams+="
@@ -608,7 +630,7 @@ done
 # The process group whose CPU time each scenario costs.
 declare -A BACKEND=([cg_ka]=$PID_cg [cg_noka]=$PID_cg [cg_tcp]=$PID_cgtcp [nf_ka]=$PID_nf
 	[nf_noka]=$PID_nf [proxy]=$PID_nh [proxy_noka]=$PID_nh [cg_scgi]=$PID_cgscgi [cg_uwsgi]=$PID_cguwsgi [runc]=$PID_runc [rundef]=$PID_rundef
-	[runc1]=$PID_runc1 [runc32]=$PID_runc32)
+	[runc1]=$PID_runc1 [runc32]=$PID_runc32 [floor_ka]=$PID_floor [floorx]=$PID_floorx [floorx1]=$PID_floorx [floorx32]=$PID_floorx)
 [[ -n $have_phpfpm ]] && BACKEND[php]=$PID_php
 if [[ -n $have_fcgiwrap ]]; then
 	BACKEND[wrapc]=$PID_wrapc
@@ -816,16 +838,23 @@ echo "|---|---|---:|---:|---|"
 # cpu_ratio_row NAME A B WANT: the per-pass ratios of A's back end CPU
 # per request to B's, at most WANT.
 cpu_ratio_row() {
-	local name=$1 a=$2 b=$3 want=$4 p rs=() med
-	for ((p = 1; p <= PASSES; p++)); do
-		[[ -n ${CPU[$a,$p]:-} && -n ${CPU[$b,$p]:-} ]] && rs+=("$(div "${CPU[$a,$p]}" "${CPU[$b,$p]}")")
-	done
-	if ((${#rs[@]} == 0)); then
+	local name=$1 a=$2 b=$3 want=$4
+	if ! cpu_ratios "$a" "$b"; then
 		echo "| $name | no figures | | ≤$want | **NOT MEASURED** |"
 		return
 	fi
-	med=$(stats "${rs[@]}" | awk '{print $1}')
-	echo "| $name | ${rs[*]} | $(fmt2 "$med") | ≤$want | $(verdict "$med" "<=" "$want") |"
+	echo "| $name | $RATIOS | $(fmt2 "$RATIO") | ≤$want | $(verdict "$RATIO" "<=" "$want") |"
+}
+# cpu_ratios A B: sets RATIOS to the per-pass ratios of A's back end CPU
+# per request to B's and RATIO to their median; fails without figures.
+cpu_ratios() {
+	local a=$1 b=$2 p rs=()
+	for ((p = 1; p <= PASSES; p++)); do
+		[[ -n ${CPU[$a,$p]:-} && -n ${CPU[$b,$p]:-} ]] && rs+=("$(div "${CPU[$a,$p]}" "${CPU[$b,$p]}")")
+	done
+	((${#rs[@]})) || return 1
+	RATIOS=${rs[*]}
+	RATIO=$(stats "${rs[@]}" | awk '{print $1}')
 }
 ratio_row() {
 	local name=$1 a=$2 b=$3 want=$4 rs med
@@ -845,6 +874,8 @@ if [[ -n $have_phpfpm ]]; then
 else
 	echo "| cgirun keepalive / php-fpm | php-fpm not installed | | ≥1.5 | skipped |"
 fi
+cpu_ratio_row "back end CPU per request: cgirun keepalive / proxy_pass keepalive" cg_ka proxy 0.75
+cpu_ratio_row "back end CPU per request: cgirun keepalive / net/http/fcgi keepalive" cg_ka nf_ka 0.33
 ratio_row "cgirun no keepalive / net/http/fcgi no keepalive" cg_noka nf_noka 1.5
 ratio_row "cgirun SCGI / proxy_pass, both no keepalive" cg_scgi proxy_noka 1.0
 ratio_row "cgirun uwsgi / proxy_pass, both no keepalive" cg_uwsgi proxy_noka 1.0
@@ -862,9 +893,9 @@ else
 	echo "| runner / fcgiwrap | fcgiwrap not installed | | ≥1.5 | skipped |"
 fi
 if [[ -n ${MEM_HWM[cgmem]:-} && -z ${BROKEN[cgmem]:-} ]]; then
-	echo "| cgirun peak RSS at $MEM_CONNS clients | | $(kib2mib "${MEM_HWM[cgmem]}") MiB | ≤30 MiB | $(verdict "${MEM_HWM[cgmem]}" "<=" 30720) |"
+	echo "| cgirun peak RSS at $MEM_CONNS clients | | $(kib2mib "${MEM_HWM[cgmem]}") MiB | ≤20 MiB | $(verdict "${MEM_HWM[cgmem]}" "<=" 20480) |"
 else
-	echo "| cgirun peak RSS at $MEM_CONNS clients | | | ≤30 MiB | **NOT MEASURED** |"
+	echo "| cgirun peak RSS at $MEM_CONNS clients | | | ≤20 MiB | **NOT MEASURED** |"
 fi
 up_rs=()
 for ((p = 1; p <= PASSES; p++)); do
@@ -877,6 +908,22 @@ if ((${#up_rs[@]})); then
 else
 	echo "| cgirun upload / proxy_pass upload | no figures | | ≥1.0 | **NOT MEASURED** |"
 fi
+# down_ratio_row NAME B WANT: cgirun's download MB/s over B's within each
+# pass, at least WANT.
+down_ratio_row() {
+	local name=$1 b=$2 want=$3 p rs=() med
+	for ((p = 1; p <= PASSES; p++)); do
+		[[ -n ${DOWN[cgst,$p]:-} && -n ${DOWN[$b,$p]:-} ]] && rs+=("$(div "${DOWN[cgst,$p]}" "${DOWN[$b,$p]}")")
+	done
+	if ((${#rs[@]} == 0)); then
+		echo "| $name | no figures | | ≥$want | **NOT MEASURED** |"
+		return
+	fi
+	med=$(stats "${rs[@]}" | awk '{print $1}')
+	echo "| $name | ${rs[*]} | $(fmt2 "$med") | ≥$want | $(verdict "$med" ">=" "$want") |"
+}
+down_ratio_row "cgirun download MB/s / proxy_pass download MB/s" nhst 1.0
+down_ratio_row "cgirun download MB/s / net/http/fcgi download MB/s" nfst 1.1
 # cold_ratio_row NAME A WANT [B]: A's mean time over B's (default
 # net/http/cgi's default build) within each pass, at most WANT.
 cold_ratio_row() {
@@ -900,6 +947,32 @@ if [[ -n $have_hyperfine ]]; then
 else
 	echo "| cold start | hyperfine not installed | | | skipped |"
 fi
+echo
+
+echo "### Floors: what Go itself costs"
+echo
+echo "The back end CPU per request of integration/bench/fcgifloor, which does none of a gateway's work (no handler, no checks, no limits; its doc), against the others in the same pass. A ratio to a floor says how far a back end is from the least a Go program pays for the same answer through nginx."
+echo
+echo "| ratio of back end CPU per request | per pass | median |"
+echo "|---|---|---:|"
+# floor_row NAME A B: the per-pass ratios of A's back end CPU per
+# request to B's, without a target.
+floor_row() {
+	if cpu_ratios "$2" "$3"; then
+		echo "| $1 | $RATIOS | $(fmt2 "$RATIO") |"
+	else
+		echo "| $1 | no figures | |"
+	fi
+}
+floor_row "floor (no handler) / proxy_pass to net/http, keepalive" floor_ka proxy
+floor_row "floor (no handler) / net/http/fcgi, keepalive" floor_ka nf_ka
+floor_row "cgirun FastCGI keepalive / floor (no handler)" cg_ka floor_ka
+for c in 1 "$CONNS" 32; do
+	k=$c # the scenarios at -c BENCH_CONNS have no suffix
+	[[ $c == "$CONNS" ]] && k=""
+	floor_row "runner -c $c / fork+exec floor, wrk -c $c" "runc$k" "floorx$k"
+	[[ -n $have_fcgiwrap ]] && floor_row "fork+exec floor / fcgiwrap -c $c, wrk -c $c" "floorx$k" "wrapc$k"
+done
 echo
 
 echo "### Memory: wrk -c$MEM_CONNS -d$MEM_DURATION through nginx, upstream keepalive $KEEPALIVE"

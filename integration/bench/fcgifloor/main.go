@@ -1,0 +1,240 @@
+// Command fcgifloor is the load benchmark's floor: the least a Go program
+// can do to answer nginx over FastCGI, with none of a gateway's work, so
+// that the benchmark can show how close cgirun comes to what Go itself
+// costs. It is not a server anyone should run: it checks nothing, bounds
+// nothing and logs nothing.
+//
+// With -mode hello, each connection's goroutine reads the records, skips
+// the parameters, and once a request's FCGI_STDIN ends writes a fixed
+// "Hello, World!\n" answer, its empty FCGI_STDOUT and FCGI_END_REQUEST in
+// one write: no handler, no goroutine per request, no allocation per
+// request.
+//
+// With -mode exec, it runs the request's SCRIPT_FILENAME as fcgiwrap does,
+// in the connection's goroutine: a pipe, syscall.ForkExec with the
+// request's parameters as the environment (stdin and stderr /dev/null),
+// blocking reads of the pipe until its end (the thread waits in read(2),
+// not in the poller), wait4, then the output in FCGI_STDOUT records. No
+// check of the script, no limit, no timeout, no stderr.
+//
+// It serves on -listen unix:/path (created with mode 0666) or
+// tcp:host:port.
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/cgirun/cgirun/integration/bench/internal/listen"
+)
+
+// FastCGI record types and flags (the FastCGI specification).
+const (
+	typeBeginRequest = 1
+	typeEndRequest   = 3
+	typeParams       = 4
+	typeStdin        = 5
+	typeStdout       = 6
+	flagKeepConn     = 1
+	headerLen        = 8
+)
+
+const hello = "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\n\r\nHello, World!\n"
+
+func main() {
+	addr := flag.String("listen", "", "unix:/path or tcp:host:port")
+	mode := flag.String("mode", "hello", "hello: a fixed answer; exec: run SCRIPT_FILENAME")
+	flag.Parse()
+	if *mode != "hello" && *mode != "exec" {
+		fmt.Fprintf(os.Stderr, "fcgifloor: -mode %q: want hello or exec\n", *mode)
+		os.Exit(2)
+	}
+	l, err := listen.Listen(*addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fcgifloor:", err)
+		os.Exit(2)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fcgifloor:", err)
+		os.Exit(1)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fcgifloor:", err)
+			os.Exit(1)
+		}
+		go serve(c, *mode == "exec", int(null.Fd()))
+	}
+}
+
+// serve answers the requests of one connection until nginx closes it, or
+// after a request without FCGI_KEEP_CONN.
+func serve(c net.Conn, exec bool, null int) {
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	var out []byte
+	var env []string
+	keep := true
+	n := 0
+	for {
+		m, rerr := c.Read(buf[n:])
+		n += m
+		// Every complete record in buf.
+		off := 0
+		for n-off >= headerLen {
+			h := buf[off : off+headerLen]
+			typ, id := h[1], binary.BigEndian.Uint16(h[2:])
+			clen, plen := int(binary.BigEndian.Uint16(h[4:])), int(h[6])
+			if n-off < headerLen+clen+plen {
+				break
+			}
+			content := buf[off+headerLen : off+headerLen+clen]
+			off += headerLen + clen + plen
+			switch typ {
+			case typeBeginRequest:
+				keep = clen >= 3 && content[2]&flagKeepConn != 0
+				env = env[:0]
+			case typeParams:
+				if exec {
+					env = appendPairs(env, content)
+				}
+			case typeStdin:
+				if clen != 0 {
+					continue // a body: not in this benchmark
+				}
+				if exec {
+					out = appendStdout(out, id, run(env, null))
+				} else {
+					out = appendStdout(out, id, []byte(hello))
+				}
+				out = append(out, 1, typeEndRequest, byte(id>>8), byte(id), 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+			}
+		}
+		n = copy(buf, buf[off:n])
+		if n == len(buf) {
+			return // a record larger than the buffer: not in this benchmark
+		}
+		if len(out) > 0 {
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+			out = out[:0]
+			if !keep {
+				return
+			}
+		}
+		if rerr != nil {
+			return
+		}
+	}
+}
+
+// appendStdout appends p as FCGI_STDOUT records of request id, then the
+// empty record that ends the stream.
+func appendStdout(out []byte, id uint16, p []byte) []byte {
+	for len(p) > 0 {
+		k := min(len(p), 65535)
+		out = append(out, 1, typeStdout, byte(id>>8), byte(id), byte(k>>8), byte(k), 0, 0)
+		out = append(out, p[:k]...)
+		p = p[k:]
+	}
+	return append(out, 1, typeStdout, byte(id>>8), byte(id), 0, 0, 0, 0)
+}
+
+// appendPairs appends the name-value pairs of one FCGI_PARAMS record, as
+// NAME=VALUE; a pair split across records is dropped (nginx sends the
+// parameters in one).
+func appendPairs(env []string, p []byte) []string {
+	size := func() int {
+		if len(p) == 0 {
+			return -1
+		}
+		if p[0]&0x80 == 0 {
+			n := int(p[0])
+			p = p[1:]
+			return n
+		}
+		if len(p) < 4 {
+			return -1
+		}
+		n := int(binary.BigEndian.Uint32(p) & 0x7fffffff)
+		p = p[4:]
+		return n
+	}
+	for len(p) > 0 {
+		nl, vl := size(), size()
+		if nl < 0 || vl < 0 || nl+vl > len(p) {
+			return env
+		}
+		env = append(env, string(p[:nl])+"="+string(p[nl:nl+vl]))
+		p = p[nl+vl:]
+	}
+	return env
+}
+
+// run runs the request's script and returns its output, or a 502 when it
+// could not run.
+func run(env []string, null int) []byte {
+	var script string
+	for _, kv := range env {
+		if len(kv) > 16 && kv[:16] == "SCRIPT_FILENAME=" {
+			script = kv[16:]
+		}
+	}
+	out, err := forkExecRead(script, env, null)
+	if err != nil {
+		return []byte("Status: 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\n" + err.Error() + "\n")
+	}
+	return out
+}
+
+// forkExecRead runs script with env, its stdout a pipe read to its end by
+// blocking reads in this thread, and waits for it.
+func forkExecRead(script string, env []string, null int) ([]byte, error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	pid, err := syscall.ForkExec(script, []string{script}, &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{uintptr(null), uintptr(p[1]), uintptr(null)},
+	})
+	syscall.Close(p[1])
+	if err != nil {
+		syscall.Close(p[0])
+		return nil, err
+	}
+	var out []byte
+	var buf [4096]byte
+	for {
+		n, err := syscall.Read(p[0], buf[:])
+		if n > 0 {
+			out = append(out, buf[:n]...)
+		}
+		if err == syscall.EINTR {
+			continue
+		}
+		if n <= 0 {
+			break
+		}
+	}
+	syscall.Close(p[0])
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return nil, errors.New("script failed: " + fmt.Sprint(ws))
+	}
+	return out, nil
+}
