@@ -846,11 +846,14 @@ cpu_ratio_row() {
 	echo "| $name | $RATIOS | $(fmt2 "$RATIO") | ≤$want | $(verdict "$RATIO" "<=" "$want") |"
 }
 # cpu_ratios A B: sets RATIOS to the per-pass ratios of A's back end CPU
-# per request to B's and RATIO to their median; fails without figures.
+# per request to B's and RATIO to their median; fails without figures
+# (a pass where B's CPU counted no clock tick has none).
 cpu_ratios() {
-	local a=$1 b=$2 p rs=()
+	local a=$1 b=$2 p r rs=()
 	for ((p = 1; p <= PASSES; p++)); do
-		[[ -n ${CPU[$a,$p]:-} && -n ${CPU[$b,$p]:-} ]] && rs+=("$(div "${CPU[$a,$p]}" "${CPU[$b,$p]}")")
+		[[ -n ${CPU[$a,$p]:-} && -n ${CPU[$b,$p]:-} ]] || continue
+		r=$(div "${CPU[$a,$p]}" "${CPU[$b,$p]}")
+		[[ $r != nan ]] && rs+=("$r") # no tick counted in a short pass
 	done
 	((${#rs[@]})) || return 1
 	RATIOS=${rs[*]}
