@@ -267,6 +267,8 @@ start_run cgmem "hello" "unix:$S/cgmem.sock"
 PID_cgmem=$STARTED
 start nfmem "$T/logs/nfmem.log" "$T/bin/nethttpfcgi" -listen "unix:$S/nfmem.sock"
 PID_nfmem=$STARTED
+start floormem "$T/logs/floormem.log" "$T/bin/fcgifloor" -listen "unix:$S/floormem.sock"
+PID_floormem=$STARTED
 start_run cgst "cgirunhello" "unix:$S/cgst.sock"
 PID_cgst=$STARTED
 start nfst "$T/logs/nfst.log" "$T/bin/nethttpfcgi" -listen "unix:$S/nfst.sock"
@@ -289,7 +291,7 @@ start runc1 "$T/logs/runc1.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc1.sock" --s
 PID_runc1=$STARTED
 start runc32 "$T/logs/runc32.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc32.sock" --socket-mode 0666 -c 32 --root "$T/cgi-bin"
 PID_runc32=$STARTED
-for n in cg cgscgi cguwsgi nf nh cgmem nfmem cgst nfst nhst runc rundef runc1 runc32 floor floorx; do
+for n in cg cgscgi cguwsgi nf nh cgmem nfmem floormem cgst nfst nhst runc rundef runc1 runc32 floor floorx; do
 	wait_for "$S/$n.sock" "$(eval echo "\$PID_$n")"
 done
 wait_for "127.0.0.1:$CG_TCP_PORT" "$PID_cgtcp"
@@ -466,6 +468,9 @@ $KA"
 extra nfmem / "$FCGI
             fastcgi_pass nfmem;
 $KA"
+extra floormem / "$FCGI
+            fastcgi_pass floormem;
+$KA"
 STREAM_FCGI="$FCGI
 $KA
             fastcgi_request_buffering off;
@@ -482,7 +487,7 @@ extra nhst "" "            proxy_pass http://nhst;
 
 upstreams=""
 for u in cg:unix:$S/cg.sock cgtcp:127.0.0.1:$CG_TCP_PORT nf:unix:$S/nf.sock nh:unix:$S/nh.sock floor:unix:$S/floor.sock \
-	cgmem:unix:$S/cgmem.sock nfmem:unix:$S/nfmem.sock \
+	cgmem:unix:$S/cgmem.sock nfmem:unix:$S/nfmem.sock floormem:unix:$S/floormem.sock \
 	cgst:unix:$S/cgst.sock nfst:unix:$S/nfst.sock nhst:unix:$S/nhst.sock; do
 	upstreams+="
     upstream ${u%%:*} {
@@ -726,7 +731,7 @@ done
 
 # Memory: many clients, upstream keepalive; fresh back ends.
 declare -A MEM_RPS=() MEM_FDS=() MEM_HWM=()
-for key in cgmem nfmem; do
+for key in cgmem nfmem floormem; do
 	pid=$(eval echo "\$PID_$key")
 	LABEL[$key]=$key
 	check_hello "$key" || {
@@ -982,9 +987,10 @@ echo "### Memory: wrk -c$MEM_CONNS -d$MEM_DURATION through nginx, upstream keepa
 echo
 echo "| back end | peak RSS (VmHWM) | most open fds during the run | req/s |"
 echo "|---|---:|---:|---:|"
-for key in cgmem nfmem; do
+for key in cgmem nfmem floormem; do
 	name="cgirun (examples/hello)"
 	[[ $key == nfmem ]] && name="net/http/fcgi"
+	[[ $key == floormem ]] && name="floor: Go FastCGI, no handler (fcgifloor)"
 	if [[ -n ${BROKEN[$key]:-} ]]; then
 		echo "| $name | FAILED | | |"
 	else

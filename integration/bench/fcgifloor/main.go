@@ -8,7 +8,8 @@
 // the parameters, and once a request's FCGI_STDIN ends writes a fixed
 // "Hello, World!\n" answer, its empty FCGI_STDOUT and FCGI_END_REQUEST in
 // one write: no handler, no goroutine per request, no allocation per
-// request.
+// request. Each connection holds a 4 KiB buffer, as cgirun's FastCGI
+// server does while a request's records are read.
 //
 // With -mode exec, it runs the request's SCRIPT_FILENAME as fcgiwrap does,
 // in the connection's goroutine: a pipe, syscall.ForkExec with the
@@ -78,7 +79,7 @@ func main() {
 // after a request without FCGI_KEEP_CONN.
 func serve(c net.Conn, exec bool, null int) {
 	defer c.Close()
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 4<<10) // nginx's header block of a GET fits
 	var out []byte
 	var env []string
 	keep := true
