@@ -426,39 +426,26 @@ if [[ -n $have_phpfpm ]]; then
             fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
             fastcgi_pass unix:$S/php.sock;"
 fi
-scenario runc "hello-c via \`cgirun fcgi -c $CONNS\`" /hello-c \
-	"$RUNNER
-            fastcgi_pass unix:$S/runc.sock;"
-scenario rundef "hello-c via \`cgirun fcgi\` (default -c: 16 per CPU)" /hello-c \
-	"$RUNNER
-            fastcgi_pass unix:$S/rundef.sock;"
+# runner_scenario KEY LABEL SOCKET [CONNS]: hello-c through the FastCGI
+# runner on $S/SOCKET.sock, loaded by CONNS wrk connections (BENCH_CONNS
+# unless given).
+runner_scenario() {
+	scenario "$1" "$2" /hello-c "$RUNNER
+            fastcgi_pass unix:$S/$3.sock;"
+	[[ -z ${4:-} ]] || WRKC[$1]=$4
+}
+runner_scenario runc "hello-c via \`cgirun fcgi -c $CONNS\`" runc
+runner_scenario rundef "hello-c via \`cgirun fcgi\` (default -c: 16 per CPU)" rundef
+runner_scenario floorx "floor: hello-c via Go fork+exec, no checks (fcgifloor -mode exec), wrk -c $CONNS" floorx
 for c in 1 32; do
-	scenario "runc$c" "hello-c via \`cgirun fcgi -c $c\`, wrk -c $c" /hello-c \
-		"$RUNNER
-            fastcgi_pass unix:$S/runc$c.sock;"
-	WRKC[runc$c]=$c
-done
-scenario floorx "floor: hello-c via Go fork+exec, no checks (fcgifloor -mode exec), wrk -c $CONNS" /hello-c \
-	"$RUNNER
-            fastcgi_pass unix:$S/floorx.sock;"
-for c in 1 32; do
-	scenario "floorx$c" "floor: hello-c via Go fork+exec, no checks, wrk -c $c" /hello-c \
-		"$RUNNER
-            fastcgi_pass unix:$S/floorx.sock;"
-	WRKC[floorx$c]=$c
+	runner_scenario "runc$c" "hello-c via \`cgirun fcgi -c $c\`, wrk -c $c" "runc$c" "$c"
+	runner_scenario "floorx$c" "floor: hello-c via Go fork+exec, no checks, wrk -c $c" floorx "$c"
 done
 if [[ -n $have_fcgiwrap ]]; then
-	scenario wrapc "hello-c via \`fcgiwrap -c $CONNS\`" /hello-c \
-		"$RUNNER
-            fastcgi_pass unix:$S/wrapc.sock;"
-	scenario wrapdef "hello-c via \`fcgiwrap\` (default: 1 process)" /hello-c \
-		"$RUNNER
-            fastcgi_pass unix:$S/wrapdef.sock;"
+	runner_scenario wrapc "hello-c via \`fcgiwrap -c $CONNS\`" wrapc
+	runner_scenario wrapdef "hello-c via \`fcgiwrap\` (default: 1 process)" wrapdef
 	for c in 1 32; do
-		scenario "wrapc$c" "hello-c via \`fcgiwrap -c $c\`, wrk -c $c" /hello-c \
-			"$RUNNER
-            fastcgi_pass unix:$S/wrapc$c.sock;"
-		WRKC[wrapc$c]=$c
+		runner_scenario "wrapc$c" "hello-c via \`fcgiwrap -c $c\`, wrk -c $c" "wrapc$c" "$c"
 	done
 fi
 
