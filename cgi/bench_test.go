@@ -134,9 +134,21 @@ func BenchmarkExecutor(b *testing.B) {
 	// As the cgirun runner runs behind nginx: parallel=8, a GET whose
 	// body is known to be empty (nil: /dev/null, no pipe), and EndOrphans,
 	// which makes this process a subreaper and looks for orphans after
-	// each script.
-	// It comes after the others, and waits for its last scripts to be
+	// each script; runner-serial is the same one at a time, as the
+	// runner's -c 1.
+	// They come after the others, and wait for their last scripts to be
 	// done with, so that no sweep for orphans meets another's child.
+	defer b.Run("impl=cgirun/runner-serial", func(b *testing.B) {
+		e := &Executor{Roots: []string{root}, MaxChildren: 1, Timeout: time.Minute, EndOrphans: true, Logger: slog.New(slog.DiscardHandler)}
+		defer e.running.Wait()
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			if err := respondBodiless(e, env, want); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	defer b.Run("impl=cgirun/runner", func(b *testing.B) {
 		e := &Executor{Roots: []string{root}, MaxChildren: 8, Timeout: time.Minute, EndOrphans: true, Logger: slog.New(slog.DiscardHandler)}
 		defer e.running.Wait()
