@@ -93,7 +93,12 @@ const (
 // ends, as most do, is waited for (up to KillGrace); one that closed
 // stdout and runs on is not, and its answer is whole. Its stderr goes to
 // the log, and to the web server's error log when StderrToWebServer is
-// set.
+// set. Respond's goroutine reads stdout and stderr and waits for the exit
+// at once, through the poller (on Linux one epoll set holding the pipes
+// and the script's pidfd): a script costs no goroutine of its own unless
+// it has a body to read (stdin's copy) or is not done with by the time its
+// answer is (the grace, then its end). So stderr is read while the
+// answer waits for the script, and not while it waits for the client.
 //
 // A request that runs past Timeout, or whose client goes away, has its
 // process group sent SIGTERM, then SIGKILL after KillGrace. Every child is
@@ -429,55 +434,41 @@ var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNu
 // descriptor.
 func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Request, out bridge.Output, log *slog.Logger) error {
 	script := s.path
-	// ctx ends the script early: on timeout, when the client goes
-	// (parent), or when run gives up on it.
-	ctx, cancel := context.WithCancelCause(parent)
-	if e.Timeout > 0 {
-		t := time.AfterFunc(e.Timeout, func() { cancel(errTimeout) })
-		defer t.Stop()
-	}
-	p, stdout, err := e.start(s, req, log)
+	p, err := e.start(s, req, log)
 	if err != nil {
 		e.release()
-		cancel(nil)
 		log.Error("cgi: cannot start the script", "err", err)
 		return bridge.WriteError(out, http.StatusBadGateway, "")
-	}
-	defer stdout.Close()
-
-	// cut tells whether the answer was cut short rather than complete.
-	cut := func() bool {
-		return errors.Is(context.Cause(ctx), errTimeout) || parent.Err() != nil || p.strays.Load()
 	}
 	e.running.Add(1)
 	e.stats.started.Add(1)
 	e.stats.running.Add(1)
-	go func() {
-		defer e.running.Done()
-		e.supervise(ctx, p, log)
-		cancel(nil) // from here on, ctx's cause says whether Timeout passed
-		e.stats.countExit(p.err)
-		if errors.Is(context.Cause(ctx), errTimeout) {
-			e.stats.timeouts.Add(1)
-		}
-		e.stats.running.Add(-1)
-		e.release()
-	}()
-	// Once run returns, the script has nothing more to say: supervise
-	// gives it the grace to exit, then ends its group. run does not wait
-	// for that, so a script that closes stdout and goes on running does
-	// not hold its response.
-	defer close(p.answered)
+	// Once run returns, the script has nothing more to say: it is done
+	// with at once if it is gone, else given the grace to exit, then
+	// ended (see answer). run does not wait for that, so a script that
+	// closes stdout and goes on running does not hold its response.
+	defer e.answer(p)
+	// The script is ended early on timeout, when the client goes, or
+	// when run gives up on it (end).
+	p.stop = context.AfterFunc(parent, func() { e.end(p, context.Cause(parent)) })
+	if e.Timeout > 0 {
+		t := time.AfterFunc(e.Timeout, func() { e.end(p, errTimeout) })
+		defer t.Stop()
+	}
 
+	// cut tells whether the answer was cut short rather than complete.
+	cut := func() bool {
+		return p.ended() != nil || parent.Err() != nil || p.strays.Load()
+	}
 	buf := bufPool.Get().(*[copyBufSize]byte)
 	defer bufPool.Put(buf)
-	br := bufio.NewReaderSize(stdout, 4096)
+	br := bufio.NewReaderSize(p, 4096)
 	resp, err := bridge.ReadResponse(br, e.MaxHeaderBytes)
 	if err != nil {
 		// Whatever the script did, it is over: end it, then say why.
-		timedOut := errors.Is(context.Cause(ctx), errTimeout)
-		cancel(err)
-		exit := proc.ExitReason(p.wait())
+		timedOut := errors.Is(p.ended(), errTimeout)
+		e.end(p, err)
+		exit := proc.ExitReason(e.wait(p))
 		switch {
 		case timedOut:
 			log.Warn("cgi: script timed out before its header block", "timeout", e.Timeout, "exit", exit)
@@ -493,7 +484,7 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 	// script sent, checked, fields sorted. A local redirect keeps its
 	// missing Status for the front end to follow.
 	if _, err := out.Write(resp.AppendHeader(buf[:0])); err != nil {
-		cancel(err)
+		e.end(p, err)
 		return err
 	}
 	// whole reports whether the client has had every byte of a body whose
@@ -515,7 +506,7 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 				werr = out.Flush()
 			}
 			if werr != nil {
-				cancel(werr)
+				e.end(p, werr)
 				return werr // the client is gone: nothing to tell it
 			}
 		}
@@ -533,10 +524,14 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 			return nil
 		}
 		if rerr != nil || cut() {
-			// Read failed, or stdout ended because the group was ended
-			// (timeout, client gone, strays killed).
-			cause := context.Cause(ctx)
-			if cause == nil || rerr != io.EOF && rerr != nil {
+			// Read failed, or stdout was given up on because the
+			// script was ended (timeout, client gone) or what it left
+			// holds it.
+			cause := p.ended()
+			if cause == nil {
+				cause = context.Cause(parent)
+			}
+			if cause == nil || rerr != nil && rerr != io.EOF && rerr != errEnded {
 				cause = rerr
 			}
 			if p.strays.Load() {
@@ -545,35 +540,6 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 			log.Warn("cgi: response cut short", "cause", cause)
 			return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, cause)
 		}
-	}
-}
-
-// exitStatus returns how the script ended, once its output ended: nil
-// when it exited with status 0, or when it still runs, having closed its
-// output on purpose (its answer is whole then, and run does not wait for
-// it). A script that is exiting, which is how most outputs end, is waited
-// for, up to KillGrace.
-func (e *Executor) exitStatus(p *child) error {
-	select {
-	case <-p.dead:
-		return p.err
-	default:
-	}
-	if p.peek != nil {
-		if exited, err := p.peek(); exited {
-			return err
-		}
-	}
-	if !proc.Exiting(p.pid) {
-		return nil
-	}
-	t := time.NewTimer(defaults.Or(e.KillGrace, DefaultKillGrace))
-	defer t.Stop()
-	select {
-	case <-p.dead:
-		return p.err
-	case <-t.C:
-		return nil
 	}
 }
 

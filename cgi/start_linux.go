@@ -7,27 +7,26 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"github.com/cgirun/cgirun/bridge"
 	"github.com/cgirun/cgirun/internal/proc"
 )
 
 // start starts the script with execve (no shell) in its directory and its
-// own process group, and returns it with the read end of its stdout. Its
-// stdin is copied from the request body and its stderr to the log, each by
-// a goroutine of its own, while run reads stdout: a large body and a large
-// answer cannot deadlock.
+// own process group. Its stdin is copied from the request body by a
+// goroutine of its own while run reads stdout, and its stderr is read
+// into the log by whoever waits for its stdout (see watch): a large body
+// and a large answer cannot deadlock.
 //
 // It does os.StartProcess's work without its detours: the pipes are made
 // close-on-exec by pipe2, the child's ends stay plain descriptors (os.Pipe
 // would make them non-blocking and register them with the poller, then
 // StartProcess would make them blocking again), and the script is waited
-// for through its pidfd, by the poller (see waiter).
+// for through its pidfd, by the poller (see watch).
 //
 // What runs is the file that resolve checked, through its descriptor (see
 // scriptFile.command); start closes that descriptor.
-func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logger) (*child, error) {
 	defer script.close()
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
@@ -37,35 +36,35 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 	if body == nil {
 		null, err := devNull()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		fds[0] = int(null.Fd())
 	} else {
 		r, w, err := pipe()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		fds[0], stdinW = r, w
 	}
 	outR, outW, err := pipe()
 	if err != nil {
 		closeFDs(stdinW, pipeEnd(fds[0], body))
-		return nil, nil, err
+		return nil, err
 	}
 	errR, errW, err := pipe()
 	if err != nil {
 		closeFDs(stdinW, pipeEnd(fds[0], body), outR, outW)
-		return nil, nil, err
+		return nil, err
 	}
 	fds[1], fds[2] = outW, errW
 	if err := script.clearOfForkFDs(max(fds[0], fds[1], fds[2])); err != nil {
 		closeFDs(stdinW, pipeEnd(fds[0], body), outR, outW, errR, errW)
-		return nil, nil, err
+		return nil, err
 	}
 	prog, argv, err := script.command()
 	if err != nil {
 		closeFDs(stdinW, pipeEnd(fds[0], body), outR, outW, errR, errW)
-		return nil, nil, err
+		return nil, err
 	}
 	env, dropped := e.childEnv(&req.Env)
 	if dropped != nil {
@@ -104,18 +103,20 @@ func (e *Executor) start(script *scriptFile, req *bridge.Request, log *slog.Logg
 	closeFDs(pipeEnd(fds[0], body), outW, errW)
 	if err != nil {
 		closeFDs(stdinW, outR, errR)
-		return nil, nil, &os.PathError{Op: "fork/exec", Path: script.path, Err: err}
+		return nil, &os.PathError{Op: "fork/exec", Path: script.path, Err: err}
 	}
 
-	w := newWaiter(pid, pidfd)
-	p := &child{pid: pid, pgid: pid, dead: make(chan struct{}), exited: make(chan struct{}), answered: make(chan struct{}),
-		stdout: pollable(outR, "|1"), peek: w.peek, reap: w.reap}
+	w, err := newWatch(pid, pidfd, outR, errR)
+	if err != nil {
+		closeFDs(stdinW)
+		return nil, err
+	}
+	p := e.newChild(pid, w, req, log)
 	if stdinW >= 0 {
 		p.stdin = &stdinPipe{fd: stdinW}
 		go copyStdin(p.stdin, body)
 	}
-	e.watch(p, w.wait, pollable(errR, "|2"), req, log)
-	return p, p.stdout, nil
+	return p, nil
 }
 
 // pipe returns a new pipe, both ends close-on-exec and blocking.
@@ -189,31 +190,6 @@ func (s *stdinPipe) close() {
 	}
 	s.closed = true
 }
-
-// outputHeld reports whether some process still holds the write end of
-// c's stdout pipe open: a pipe's read end reports POLLHUP once no writer
-// is left, even with bytes still to read.
-func outputHeld(c *child) bool {
-	rc, err := c.stdout.SyscallConn()
-	if err != nil {
-		return false
-	}
-	held := false
-	rc.Control(func(fd uintptr) {
-		pfd := struct {
-			fd      int32
-			events  int16
-			revents int16
-		}{fd: int32(fd)}
-		var ts syscall.Timespec // zero: do not wait
-		_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-		held = errno == 0 && pfd.revents&pollHup == 0
-	})
-	return held
-}
-
-// pollHup is poll(2)'s POLLHUP.
-const pollHup = 0x10
 
 // copyStdin writes the request body to s, the script's stdin, and closes
 // it. s joins the poller only once the body has bytes: an empty body

@@ -13,11 +13,10 @@ import (
 )
 
 // start starts the script with execve (no shell) in its directory and its
-// own process group, and returns it with the read end of its stdout. Its
-// stdin is copied from the request body and its stderr to the log, each by
-// a goroutine of its own, while run reads stdout: a large body and a large
-// answer cannot deadlock.
-func (e *Executor) start(s *scriptFile, req *bridge.Request, log *slog.Logger) (*child, *os.File, error) {
+// own process group. Its stdin is copied from the request body by a
+// goroutine of its own while run reads stdout, and its stderr is read into
+// the log (see watch): a large body and a large answer cannot deadlock.
+func (e *Executor) start(s *scriptFile, req *bridge.Request, log *slog.Logger) (*child, error) {
 	script := s.path
 	// Every descriptor made here is close-on-exec: the child gets only
 	// its own three, as 0, 1 and 2.
@@ -26,25 +25,25 @@ func (e *Executor) start(s *scriptFile, req *bridge.Request, log *slog.Logger) (
 	if body == nil {
 		null, err := devNull()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		stdin = null
 	} else {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		stdin, stdinW = r, w
 	}
 	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		closeAll(stdin, stdinW)
-		return nil, nil, err
+		return nil, err
 	}
 	stderr, stderrW, err := os.Pipe()
 	if err != nil {
 		closeAll(stdin, stdinW, stdout, stdoutW)
-		return nil, nil, err
+		return nil, err
 	}
 	env, dropped := e.childEnv(&req.Env)
 	if dropped != nil {
@@ -64,21 +63,15 @@ func (e *Executor) start(s *scriptFile, req *bridge.Request, log *slog.Logger) (
 	}
 	if err != nil {
 		closeAll(stdinW, stdout, stderr)
-		return nil, nil, err
+		return nil, err
 	}
 
-	p := &child{pid: proc.Pid, pgid: proc.Pid, dead: make(chan struct{}), exited: make(chan struct{}), answered: make(chan struct{}), stdout: stdout}
+	p := e.newChild(proc.Pid, nil, req, log)
+	p.w = newWatch(p, proc, stdout, stderr)
 	if stdinW != nil {
 		go copyStdin(stdinW, body)
 	}
-	e.watch(p, func() error {
-		state, err := proc.Wait()
-		if err != nil {
-			return err
-		}
-		return waitError(state.Sys().(syscall.WaitStatus))
-	}, stderr, req, log)
-	return p, stdout, nil
+	return p, nil
 }
 
 // copyStdin writes the request body to the script's stdin and closes it.
@@ -103,10 +96,3 @@ func closeAll(files ...*os.File) {
 type stdinPipe struct{}
 
 func (*stdinPipe) close() {}
-
-// outputHeld reports whether processes are left in c's group, which may
-// hold its stdout open; without poll(2)'s POLLHUP on pipes, that is the
-// best guess here.
-func outputHeld(c *child) bool {
-	return syscall.Kill(-c.pgid, 0) == nil
-}

@@ -3,29 +3,9 @@ package cgi
 import (
 	"bytes"
 	"log/slog"
-	"os"
 
 	"github.com/cgirun/cgirun/bridge"
 )
-
-// copyStderr passes what the script writes to stderr to log, until the
-// pipe ends or is closed.
-func copyStderr(r *os.File, log *stderrLog) {
-	// From a pool, not the stack: a 4 KiB frame would make the goroutine
-	// grow (copy) its stack once a script.
-	buf := smallBufPool.Get().(*[smallBufSize]byte)
-	defer smallBufPool.Put(buf)
-	for {
-		n, err := r.Read(buf[:])
-		if n > 0 {
-			log.Write(buf[:n])
-		}
-		if err != nil {
-			log.end()
-			return
-		}
-	}
-}
 
 // stderrLog turns a script's stderr into log lines, one a line, and copies
 // them to the web server's error log when asked, up to room bytes.

@@ -1,11 +1,13 @@
 package cgi
 
 import (
-	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -15,37 +17,50 @@ import (
 	"github.com/cgirun/cgirun/internal/proc"
 )
 
-// child is a running script.
+// child is a running script. One goroutine at a time drives it: run's,
+// which reads its stdout (child.Read), then, if the script is not done
+// with when run returns, supervise's. As it waits, the driving goroutine
+// also reads the script's stderr into the log and sees its exit, all
+// three through watch (on Linux one epoll set, no goroutine of their own),
+// and acts on the grace periods (step). The ending of a script early
+// (timeout, client gone, an answer given up on) alone runs in a goroutine
+// of its own: terminate, started by end.
 type child struct {
-	pgid     int           // its process group, led by it
-	pid      int           // its pid, the same as pgid
-	dead     chan struct{} // closed once its exit status is known
-	exited   chan struct{} // closed once its exit was seen and its stderr logged
-	err      error         // how it ended; read after dead
-	answered chan struct{} // closed when run is done with its output
-	strays   atomic.Bool   // processes it left held its output past the grace, and were ended
-	stdout   *os.File      // the runner's end of its stdout, which run reads
-	stdin    *stdinPipe    // the runner's end of its stdin; nil: /dev/null
-	// peek tells, without waiting, whether it has exited, and how; nil
-	// where that cannot be told.
-	peek func() (exited bool, err error)
-	// reap reaps it once it has exited and supervise is done with its
-	// group; nil where its wait reaps it.
-	reap func()
+	e     *Executor
+	pid   int // its pid
+	pgid  int // its process group, led by it: the same as pid
+	grace time.Duration
+	w     *watch        // its stdout, stderr and exit, waited on together
+	stdin *stdinPipe    // the runner's end of its stdin; nil: /dev/null
+	log   *stderrLog    // where its stderr goes
+	dead  chan struct{} // closed once its exit was seen
+
+	// Owned by the goroutine that drives the child.
+	outEOF   bool      // stdout ended
+	errEOF   bool      // stderr ended, or was given up on and closed
+	exited   bool      // its exit was seen; err says how it ended
+	err      error     // nil: exit status 0
+	exitAt   time.Time // when its exit was seen
+	answered bool      // run is done with its output
+	answerAt time.Time
+	dl       time.Time // the deadline armed on w; zero: none
+	seen     error     // the cause of an early end as step last saw it
+
+	strays atomic.Bool // processes it left held its output past the grace, and were ended
+
+	// stop stops the ending of the script when its request's context
+	// ends (context.AfterFunc); nil: none.
+	stop func() bool
+
+	mu       sync.Mutex
+	cause    error         // why it was ended early; nil: it was not
+	termDone chan struct{} // closed once terminate is done signalling; nil: never started
+	closed   bool          // done with: no signal may reach its group any more
 }
 
-func (c *child) wait() error {
-	<-c.exited
-	return c.err
-}
-
-// watch drains the script's stderr into the log while wait waits for the
-// script to exit, each in a goroutine of its own, and closes p.exited once
-// its exit was seen and its stderr logged. Something the script
-// started may hold stderr open after it exited: that gets the grace, then
-// stderr is closed on it.
-func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *bridge.Request, log *slog.Logger) {
-	grace := defaults.Or(e.KillGrace, DefaultKillGrace)
+// newChild returns the child pid, started by start, whose stdout, stderr
+// and exit w watches.
+func (e *Executor) newChild(pid int, w *watch, req *bridge.Request, log *slog.Logger) *child {
 	room := e.MaxStderrBytes
 	switch {
 	case room == 0:
@@ -53,104 +68,280 @@ func (e *Executor) watch(p *child, wait func() error, stderr *os.File, req *brid
 	case room < 0:
 		room = 0
 	}
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		copyStderr(stderr, &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room})
-	}()
-	go func() {
-		p.err = wait()
-		close(p.dead)
-		// What the script wrote to stderr is logged before it is said
-		// to be over. Most often stderr ended with it: no timer then.
-		select {
-		case <-logged:
-		default:
-			t := time.NewTimer(grace)
-			select {
-			case <-logged:
-			case <-t.C:
-			}
-			t.Stop()
-		}
-		stderr.Close()
-		<-logged
-		close(p.exited)
-	}()
+	return &child{e: e, pid: pid, pgid: pid, grace: defaults.Or(e.KillGrace, DefaultKillGrace), w: w, dead: make(chan struct{}),
+		log: &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room}}
 }
 
-// supervise ends a script's process group: SIGTERM, then SIGKILL after the
-// grace, when the request ends early (timeout, client gone) or when the
-// script lingers after its answer; and SIGKILL to whatever the script left
-// in its group once it has exited. It returns once the script was waited
-// for: no zombie.
-//
-// It also ends the request when something outside the script's reach
-// holds its output: a process the script started in a session of its own
-// ("setsid daemon &"), which no signal to the group reaches, keeps the
-// stdout pipe open after the script exited. Once the request ended early
-// and the script is gone, or the script exited and its output is still
-// held open after the grace, supervise closes the runner's end of stdout:
-// run's read ends, and the answer is cut. Once the script is done with,
-// the runner's end of stdin is closed too, so that a body nobody reads
-// holds no goroutine; and with EndOrphans, the processes scripts left
-// behind are ended.
-func (e *Executor) supervise(ctx context.Context, c *child, log *slog.Logger) {
-	grace := defaults.Or(e.KillGrace, DefaultKillGrace)
-	timer := func() <-chan time.Time { return time.After(grace) }
+// Read reads the script's stdout (see Executor.read).
+func (c *child) Read(p []byte) (int, error) { return c.e.read(c, p) }
+
+// errLingered is the cause of the end of a script that ran on after its
+// answer past the grace.
+var errLingered = errors.New("cgi: script still running after its answer")
+
+// errEnded is what child.Read returns once run must stop reading stdout:
+// the script was ended early (see child.ended), or what it left behind
+// holds its output.
+var errEnded = errors.New("cgi: the script's output was given up on")
+
+// ended returns why the script was ended early, or nil.
+func (c *child) ended() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cause
+}
+
+// end ends the script early for cause: its group is sent SIGTERM, then
+// SIGKILL after the grace if it has not exited. Only the first cause
+// counts. It may be called from any goroutine, also once the script has
+// exited; it does nothing once the script is done with.
+func (e *Executor) end(c *child, cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.cause != nil {
+		return
+	}
+	c.cause = cause
+	c.termDone = make(chan struct{})
+	go e.terminate(c)
+	c.w.poke() // the driving goroutine looks again
+}
+
+// terminate sends the script's group SIGTERM, then SIGKILL after the grace
+// unless the script has exited.
+func (e *Executor) terminate(c *child) {
+	defer close(c.termDone)
 	select {
-	case <-c.exited:
-		select {
-		case <-c.answered:
-		case <-ctx.Done():
-			c.stdout.Close()
-		case <-timer():
+	case <-c.dead:
+		return // its strays get their SIGKILL once it is done with
+	default:
+	}
+	syscall.Kill(-c.pgid, syscall.SIGTERM)
+	t := time.NewTimer(c.grace)
+	defer t.Stop()
+	select {
+	case <-c.dead:
+	case <-t.C:
+		// The driving goroutine may be busy elsewhere (writing the
+		// answer): ask the kernel.
+		if exited, _ := c.w.peek(); !exited {
+			syscall.Kill(-c.pgid, syscall.SIGKILL)
+			e.stats.kills.Add(1)
+		}
+	}
+}
+
+// sawExit records the script's exit, and how it ended.
+func (c *child) sawExit(err error) {
+	if c.exited {
+		return
+	}
+	c.exited, c.err, c.exitAt = true, err, time.Now()
+	close(c.dead)
+}
+
+// step looks at the script's state, acts on the grace periods that
+// passed, and returns the deadline of its next decision (zero: none) and
+// whether run must stop reading stdout (the script was ended early and
+// has exited, or what it left holds stdout past the grace).
+func (e *Executor) step(c *child) (next time.Time, stop bool) {
+	sooner := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	c.seen = c.ended()
+	now := time.Now()
+	switch {
+	case c.exited:
+		grace := c.exitAt.Add(c.grace)
+		if !c.errEOF {
+			// Something the script started holds stderr open: that gets
+			// the grace, then stderr is closed on it.
+			if now.Before(grace) {
+				sooner(grace)
+			} else {
+				c.w.dropStderr(c)
+			}
+		}
+		if c.answered || c.outEOF {
+			break
+		}
+		switch {
+		case c.seen != nil:
+			// Ended early, and gone: what it left cannot hold the
+			// request.
+			stop = true
+		case now.Before(grace):
+			sooner(grace)
+		case c.w.outputHeld():
 			// The script is gone but its output is still read: if
 			// something it started holds stdout open, the answer
 			// would wait for that process's end.
-			if outputHeld(c) {
-				c.strays.Store(true)
-				log.Warn("cgi: the script exited, but processes it started hold its output; ending them", "grace", grace)
-				syscall.Kill(-c.pgid, syscall.SIGKILL)
-				e.stats.kills.Add(1)
-				c.stdout.Close()
-			}
+			c.strays.Store(true)
+			c.log.log.Warn("cgi: the script exited, but processes it started hold its output; ending them", "grace", c.grace)
+			syscall.Kill(-c.pgid, syscall.SIGKILL)
+			e.stats.kills.Add(1)
+			stop = true
 		}
-	case <-ctx.Done():
-		e.terminate(c, grace)
-		<-c.exited
-		c.stdout.Close()
-	case <-c.answered:
-		select {
-		case <-c.exited:
-		case <-ctx.Done():
-			e.terminate(c, grace)
-		case <-timer():
-			log.Warn("cgi: script still running after its answer; ending it", "grace", grace)
-			e.terminate(c, grace)
+	case c.answered && c.seen == nil:
+		if lingered := c.answerAt.Add(c.grace); now.Before(lingered) {
+			sooner(lingered)
+		} else {
+			c.log.log.Warn("cgi: script still running after its answer; ending it", "grace", c.grace)
+			e.end(c, errLingered)
+			c.seen = errLingered
 		}
 	}
-	<-c.exited
+	return next, stop
+}
+
+// await waits until something happens to the script, or until deadline.
+func (e *Executor) await(c *child, deadline time.Time) error {
+	if !deadline.Equal(c.dl) {
+		c.w.setDeadline(deadline)
+		c.dl = deadline
+	}
+	// end sets the cause, then pokes: a poke made since step looked may
+	// have been undone by the deadline just set. Look again instead.
+	if c.ended() != c.seen {
+		return nil
+	}
+	err := c.w.wait(c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline, or a poke: the next await arms the deadline
+		// anew.
+		c.dl = time.Unix(1, 0)
+		return nil
+	}
+	return err
+}
+
+// read reads the script's stdout for run. It returns errEnded once the
+// script was ended early and has exited, or once what it left holds stdout
+// past the grace after its exit; as it waits, it logs the script's stderr
+// and sees its exit.
+func (e *Executor) read(c *child, p []byte) (int, error) {
+	for {
+		if c.outEOF {
+			return 0, io.EOF
+		}
+		n, err := c.w.readOut(p)
+		switch {
+		case n > 0:
+			return n, nil
+		case err == io.EOF:
+			c.outEOF = true
+			return 0, io.EOF
+		case err != nil && err != errAgain:
+			return 0, err
+		}
+		deadline, stop := e.step(c)
+		if stop {
+			return 0, errEnded
+		}
+		if err := e.await(c, deadline); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// exitStatus returns how the script ended, once its output ended: nil
+// when it exited with status 0, or when it still runs, having closed its
+// output on purpose (its answer is whole then, and run does not wait for
+// it). A script that is exiting, which is how most outputs end, is waited
+// for, up to the grace.
+func (e *Executor) exitStatus(c *child) error {
+	if c.exited {
+		return c.err
+	}
+	if exited, err := c.w.peek(); exited {
+		c.sawExit(err)
+		return err
+	}
+	if !proc.Exiting(c.pid) {
+		return nil
+	}
+	deadline := time.Now().Add(c.grace)
+	for !c.exited && time.Now().Before(deadline) {
+		c.seen = c.ended()
+		if err := e.await(c, deadline); err != nil {
+			break
+		}
+	}
+	if c.exited {
+		return c.err
+	}
+	return nil
+}
+
+// wait waits for the script to exit and returns how it ended; its stderr
+// is logged meanwhile, up to the grace after its exit.
+func (e *Executor) wait(c *child) error {
+	for {
+		deadline, _ := e.step(c)
+		if c.exited && c.errEOF {
+			return c.err
+		}
+		if err := e.await(c, deadline); err != nil {
+			// The wait itself failed: wait holding the thread.
+			c.w.dropStderr(c)
+			c.sawExit(c.w.waitExit())
+			return c.err
+		}
+	}
+}
+
+// answer is called once run is done with the script's output. A script
+// that is gone, and whose stderr ended, is done with at once; any other
+// is supervised by a goroutine until it is: given the grace to exit, then
+// ended; its stderr given the grace to end after its exit.
+func (e *Executor) answer(c *child) {
+	c.answered, c.answerAt = true, time.Now()
+	c.w.closeOut()
+	if c.exited && c.errEOF {
+		e.done(c)
+		return
+	}
+	go e.supervise(c)
+}
+
+// supervise drives a script that run answered for, until it is done with.
+func (e *Executor) supervise(c *child) {
+	e.wait(c)
+	e.done(c)
+}
+
+// done is the end of a script: once terminate is done with it, whatever
+// it left in its group gets SIGKILL, it is reaped, its descriptors are
+// closed, and it is counted; with EndOrphans, the processes scripts left
+// behind are ended.
+func (e *Executor) done(c *child) {
+	if c.stop != nil {
+		c.stop()
+	}
+	c.mu.Lock()
+	c.closed = true
+	term := c.termDone
+	c.mu.Unlock()
+	if term != nil {
+		<-term
+	}
 	syscall.Kill(-c.pgid, syscall.SIGKILL) // strays left in the group
-	if c.reap != nil {
-		c.reap() // only now may its pid, the group's id, be reused
-	}
+	c.w.release()                          // only now may its pid, the group's id, be reused
 	if c.stdin != nil {
 		c.stdin.close()
 	}
 	if e.EndOrphans {
 		proc.EndOrphans()
 	}
-}
-
-func (e *Executor) terminate(c *child, grace time.Duration) {
-	syscall.Kill(-c.pgid, syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		syscall.Kill(-c.pgid, syscall.SIGKILL)
-		e.stats.kills.Add(1)
+	e.stats.countExit(c.err)
+	if errors.Is(c.cause, errTimeout) {
+		e.stats.timeouts.Add(1)
 	}
+	e.stats.running.Add(-1)
+	e.release()
+	e.running.Done()
 }
 
 // exitError is a script's exit other than status 0.

@@ -9,21 +9,16 @@ import (
 	"github.com/cgirun/cgirun/internal/proc"
 )
 
-// waiter waits for a script to exit without holding a thread: through
-// its pidfd (Linux 5.3), which becomes readable when the process exits,
-// served by the runtime's poller like a pipe. Where pidfds are missing, a
-// goroutine blocks in waitid, one thread per script.
-//
-// The wait leaves the script a zombie (waitid's WNOWAIT): its pid, which
-// is also its process group's id, cannot be another process's until reap
-// reaps it. supervise reaps it only after its last signal to the group,
-// so that kill(-pgid) never reaches a group that a new process with a
-// reused pid leads. A signal to the group, not to one process, is what
-// supervise sends; pidfd_send_signal cannot send one, and needs not: the
-// zombie holds the group's id.
+// waiter tells how a script ended without reaping it (waitid's WNOWAIT):
+// its pid, which is also its process group's id, cannot be another
+// process's until reap reaps it. The script is reaped only once its group
+// was sent its last signal, so that kill(-pgid) never reaches a group
+// that a new process with a reused pid leads. A signal to the group, not
+// to one process, is what is sent; pidfd_send_signal cannot send one, and
+// needs not: the zombie holds the group's id.
 type waiter struct {
 	pid   int
-	pidfd *os.File // nil: no pidfd
+	pidfd int // -1: no pidfd
 	once  sync.Once
 }
 
@@ -54,40 +49,9 @@ var pidfdWorks = sync.OnceValue(func() bool {
 // architecture.
 const sysPidfdOpen = 434
 
-// newWaiter returns the waiter of the child pid, whose pidfd is pidfd, or
-// -1 for none.
-func newWaiter(pid, pidfd int) *waiter {
-	w := &waiter{pid: pid}
-	if pidfd >= 0 {
-		if err := syscall.SetNonblock(pidfd, true); err != nil {
-			syscall.Close(pidfd)
-		} else {
-			w.pidfd = os.NewFile(uintptr(pidfd), "pidfd")
-		}
-	}
-	return w
-}
-
-// wait waits for the script to exit and returns how it ended (nil for
-// status 0), leaving it a zombie.
+// wait waits for the script to exit, holding the thread, and returns how
+// it ended (nil for status 0), leaving it a zombie.
 func (w *waiter) wait() error {
-	if w.pidfd != nil {
-		if rc, err := w.pidfd.SyscallConn(); err == nil {
-			var ws syscall.WaitStatus
-			var werr error
-			if err := rc.Read(func(fd uintptr) bool {
-				var exited bool
-				ws, exited, werr = waitid(pPIDFD, int(fd), syscall.WEXITED|syscall.WNOHANG|syscall.WNOWAIT)
-				return exited || werr != nil
-			}); err == nil {
-				if werr != nil {
-					return os.NewSyscallError("waitid", werr)
-				}
-				return waitError(ws)
-			}
-			// The poller does not serve this pidfd: block below.
-		}
-	}
 	ws, _, err := waitid(pPID, w.pid, syscall.WEXITED|syscall.WNOWAIT)
 	if err != nil {
 		return os.NewSyscallError("waitid", err)
@@ -99,30 +63,19 @@ func (w *waiter) wait() error {
 // ended.
 func (w *waiter) peek() (bool, error) {
 	id, idtype := w.pid, pPID
-	if w.pidfd != nil {
-		if rc, err := w.pidfd.SyscallConn(); err == nil {
-			var ws syscall.WaitStatus
-			var exited bool
-			var werr error
-			rc.Control(func(fd uintptr) {
-				ws, exited, werr = waitid(pPIDFD, int(fd), syscall.WEXITED|syscall.WNOHANG|syscall.WNOWAIT)
-			})
-			return exited && werr == nil, waitError(ws)
-		}
+	if w.pidfd >= 0 {
+		id, idtype = w.pidfd, pPIDFD
 	}
 	ws, exited, err := waitid(idtype, id, syscall.WEXITED|syscall.WNOHANG|syscall.WNOWAIT)
 	return exited && err == nil, waitError(ws)
 }
 
-// reap reaps the script, which wait saw exit, and frees its pidfd; calls
-// after the first do nothing.
+// reap reaps the script, which has exited; calls after the first do
+// nothing.
 func (w *waiter) reap() {
 	w.once.Do(func() {
 		waitid(pPID, w.pid, syscall.WEXITED|syscall.WNOHANG)
 		proc.Waited(w.pid)
-		if w.pidfd != nil {
-			w.pidfd.Close()
-		}
 	})
 }
 
