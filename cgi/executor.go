@@ -495,26 +495,32 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 		declared, _ = strconv.ParseInt(v, 10, 64) // checked by ReadResponse
 	}
 	whole := func() bool { return declared >= 0 && sent >= declared }
-	// The body, as it comes: each read is passed on, and flushed when the
-	// script has nothing more ready.
+	// The body, as it comes: each read is passed on, and what was passed
+	// on is flushed once the script has nothing more ready, as the read
+	// is about to wait for it (see read): the end of a body that comes
+	// with the script's end leaves with the end of the answer.
+	p.out = out
 	for {
 		n, rerr := br.Read(buf[:])
 		sent += int64(n)
+		werr := error(nil)
 		if n > 0 {
-			werr := error(nil)
-			if _, werr = out.Write(buf[:n]); werr == nil && br.Buffered() == 0 {
-				werr = out.Flush()
-			}
-			if werr != nil {
-				e.end(p, werr)
-				return werr // the client is gone: nothing to tell it
-			}
+			_, werr = out.Write(buf[:n])
+			p.unflushed = true
+		}
+		if f, ok := rerr.(flushError); ok {
+			werr = f.err
+		}
+		if werr != nil {
+			e.end(p, werr)
+			return werr // the client is gone: nothing to tell it
 		}
 		if rerr == io.EOF && !cut() {
 			// The answer is whole only if the script that wrote it
 			// did not fail.
 			if err := e.exitStatus(p); err != nil {
 				log.Warn("cgi: script failed after its header block; response cut short", "exit", proc.ExitReason(err))
+				p.flush()
 				return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, err)
 			}
 			return nil
@@ -538,6 +544,7 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 				cause = errors.New("processes the script left held its stdout past the grace")
 			}
 			log.Warn("cgi: response cut short", "cause", cause)
+			p.flush()
 			return fmt.Errorf("%w: script %s: %v", bridge.ErrCutShort, script, cause)
 		}
 	}

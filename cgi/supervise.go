@@ -45,6 +45,10 @@ type child struct {
 	answerAt time.Time
 	dl       time.Time // the deadline armed on w; zero: none
 	seen     error     // the cause of an early end as step last saw it
+	// out is where run relays the script's body; unflushed tells that
+	// it holds bytes not flushed yet, which read flushes before it waits.
+	out       bridge.Output
+	unflushed bool
 
 	strays atomic.Bool // processes it left held its output past the grace, and were ended
 
@@ -240,11 +244,31 @@ func (e *Executor) read(c *child, p []byte) (int, error) {
 		if stop {
 			return 0, errEnded
 		}
+		if err := c.flush(); err != nil {
+			return 0, flushError{err}
+		}
 		if err := e.await(c, deadline); err != nil {
 			return 0, err
 		}
 	}
 }
+
+// flush flushes what run relayed of the answer and did not flush yet:
+// before a wait for the script, and before the answer is cut short, so
+// that the client has what the script wrote before it failed.
+func (c *child) flush() error {
+	if !c.unflushed {
+		return nil
+	}
+	c.unflushed = false
+	return c.out.Flush()
+}
+
+// flushError is what read returns when the flush of the answer before a
+// wait failed: the client is gone.
+type flushError struct{ err error }
+
+func (f flushError) Error() string { return f.err.Error() }
 
 // exitStatus returns how the script ended, once its output ended: nil
 // when it exited with status 0, or when it still runs, having closed its
