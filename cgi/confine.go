@@ -216,7 +216,8 @@ func statScript(name string) (*scriptFile, error) {
 // within reports whether path is root or below it; both are clean absolute
 // paths with symlinks resolved.
 func within(path, root string) bool {
-	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
+	root = strings.TrimSuffix(root, "/")
+	return path == root || len(path) > len(root) && path[len(root)] == '/' && strings.HasPrefix(path, root)
 }
 
 // unsafeNames are the variables a request may not set for a script,

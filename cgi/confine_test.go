@@ -234,3 +234,25 @@ func TestExecutorRootFromRequestRefuses(t *testing.T) {
 		t.Errorf("Validate with no Roots = %v, want an error naming RootFromRequest", err)
 	}
 }
+
+// TestWithin: a path is within a root when it is the root or below it,
+// never when it merely starts with the root's name.
+func TestWithin(t *testing.T) {
+	tests := []struct {
+		path, root string
+		want       bool
+	}{
+		{"/srv/cgi", "/srv/cgi", true},
+		{"/srv/cgi/a.sh", "/srv/cgi", true},
+		{"/srv/cgi/a.sh", "/srv/cgi/", true},
+		{"/srv/cgi-bin/a.sh", "/srv/cgi", false},
+		{"/srv", "/srv/cgi", false},
+		{"/srv/cgi/a.sh", "/", true},
+		{"/", "/", true},
+	}
+	for _, tt := range tests {
+		if got := within(tt.path, tt.root); got != tt.want {
+			t.Errorf("within(%q, %q) = %v, want %v", tt.path, tt.root, got, tt.want)
+		}
+	}
+}

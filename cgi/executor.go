@@ -265,11 +265,11 @@ func (e *Executor) Stats() Stats {
 
 // countExit counts how a script that is done with ended.
 func (c *counters) countExit(err error) {
-	var ee *exitError
+	ee, ok := err.(*exitError) // as waitError made it: never wrapped
 	switch {
 	case err == nil:
 		c.exitsOK.Add(1)
-	case errors.As(err, &ee) && ee.status.Signaled():
+	case ok && ee.status.Signaled():
 		c.exitsSignaled.Add(1)
 	default:
 		c.exitsFailed.Add(1)
@@ -419,6 +419,10 @@ var bufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 // copyBufSize is the size of one copy buffer: a pipe's capacity.
 const copyBufSize = 64 << 10
 
+// readerPool holds the readers that read scripts' stdout, whose header
+// block most often fits their buffer.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
 // smallBufPool holds the buffers that read scripts' stderr, and the first
 // read of a request body: most scripts write little or nothing to stderr,
 // and each holds one for its whole run; most bodies are empty.
@@ -462,7 +466,12 @@ func (e *Executor) run(parent context.Context, s *scriptFile, req *bridge.Reques
 	}
 	buf := bufPool.Get().(*[copyBufSize]byte)
 	defer bufPool.Put(buf)
-	br := bufio.NewReaderSize(p, 4096)
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(p)
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
 	resp, err := bridge.ReadResponse(br, e.MaxHeaderBytes)
 	if err != nil {
 		// Whatever the script did, it is over: end it, then say why.

@@ -32,7 +32,7 @@ type child struct {
 	grace time.Duration
 	w     *watch        // its stdout, stderr and exit, waited on together
 	stdin *stdinPipe    // the runner's end of its stdin; nil: /dev/null
-	log   *stderrLog    // where its stderr goes
+	log   stderrLog     // where its stderr goes
 	dead  chan struct{} // closed once its exit was seen
 
 	// Owned by the goroutine that drives the child.
@@ -73,7 +73,7 @@ func (e *Executor) newChild(pid int, w *watch, req *bridge.Request, log *slog.Lo
 		room = 0
 	}
 	return &child{e: e, pid: pid, pgid: pid, grace: defaults.Or(e.KillGrace, DefaultKillGrace), w: w, dead: make(chan struct{}),
-		log: &stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room}}
+		log: stderrLog{log: log, req: req, toWebServer: e.StderrToWebServer, room: room}}
 }
 
 // Read reads the script's stdout (see Executor.read).

@@ -26,7 +26,7 @@ type watch struct {
 	out    int // the runner's ends of stdout and stderr, non-blocking
 	errFD  int
 	exitFD int // readable once the script has exited: the pidfd, or an eventfd
-	wt     *waiter
+	wt     waiter
 	// waited is closed once the goroutine that waits without a pidfd
 	// is done with exitFD; nil when there is no such goroutine.
 	waited chan struct{}
@@ -34,6 +34,12 @@ type watch struct {
 	outReady, errReady, exitReady bool // readiness not yet read to its end
 	outClosed, errClosed          bool
 	buf                           *[smallBufSize]byte // stderr's reads; nil until the first
+
+	// poll is w.pollEvents, made once: wait passes it to the set's
+	// RawConn.Read, which calls it each time the set is readable.
+	poll    func(fd uintptr) bool
+	evs     [4]syscall.EpollEvent
+	pollErr error
 }
 
 // epollET is EPOLLET, which package syscall spells as a negative number
@@ -55,7 +61,7 @@ var errAgain = syscall.EAGAIN
 // It takes over the three descriptors. Should it fail, the child's group
 // is killed, the child reaped and the descriptors closed.
 func newWatch(pid, pidfd, out, errFD int) (*watch, error) {
-	w := &watch{out: out, errFD: errFD, exitFD: pidfd, wt: &waiter{pid: pid, pidfd: pidfd}}
+	w := &watch{out: out, errFD: errFD, exitFD: pidfd, wt: waiter{pid: pid, pidfd: pidfd}}
 	if err := w.init(); err != nil {
 		syscall.Kill(-pid, syscall.SIGKILL)
 		if w.waited != nil {
@@ -102,6 +108,7 @@ func (w *watch) init() error {
 		return os.NewSyscallError("fcntl", errno)
 	}
 	w.ep = os.NewFile(uintptr(ep), "epoll")
+	w.poll = w.pollEvents
 	var err2 error
 	if w.rc, err2 = w.ep.SyscallConn(); err2 == nil {
 		// A file the poller does not serve refuses deadlines.
@@ -157,33 +164,9 @@ func readNonblock(fd int, p []byte) (int, error) {
 // stderr is read into c's log, the exit recorded in c.
 func (w *watch) wait(c *child) error {
 	if !w.errReady && !w.exitReady {
-		var werr error
-		err := w.rc.Read(func(fd uintptr) bool {
-			var evs [4]syscall.EpollEvent
-			n, err := syscall.EpollWait(int(fd), evs[:], 0)
-			switch {
-			case err == syscall.EINTR:
-				return false // look again once the set is readable
-			case err != nil:
-				werr = os.NewSyscallError("epoll_wait", err)
-				return true
-			case n == 0:
-				return false
-			}
-			for _, ev := range evs[:n] {
-				switch ev.Fd {
-				case tokOut:
-					w.outReady = !w.outClosed
-				case tokErr:
-					w.errReady = !w.errClosed
-				case tokExit:
-					w.exitReady = true
-				}
-			}
-			return true
-		})
+		err := w.rc.Read(w.poll)
 		if err == nil {
-			err = werr
+			err, w.pollErr = w.pollErr, nil
 		}
 		if err != nil {
 			return err
@@ -199,6 +182,33 @@ func (w *watch) wait(c *child) error {
 		w.readErr(c)
 	}
 	return nil
+}
+
+// pollEvents takes the events of the set without waiting and reports
+// whether there were any (or an error, left in pollErr): false makes the
+// RawConn wait until the set is readable.
+func (w *watch) pollEvents(fd uintptr) bool {
+	n, err := syscall.EpollWait(int(fd), w.evs[:], 0)
+	switch {
+	case err == syscall.EINTR:
+		return false // look again once the set is readable
+	case err != nil:
+		w.pollErr = os.NewSyscallError("epoll_wait", err)
+		return true
+	case n == 0:
+		return false
+	}
+	for _, ev := range w.evs[:n] {
+		switch ev.Fd {
+		case tokOut:
+			w.outReady = !w.outClosed
+		case tokErr:
+			w.errReady = !w.errClosed
+		case tokExit:
+			w.exitReady = true
+		}
+	}
+	return true
 }
 
 // readErr reads stderr into c's log, up to a pipe's worth at a time, so

@@ -33,6 +33,7 @@ func BecomeSubreaper() error {
 var sweep struct {
 	mu    sync.Mutex
 	again atomic.Bool
+	kids  [64]int // endOrphans' list of children, under mu
 }
 
 // EndOrphans ends the orphans of this process: its children that no
@@ -67,10 +68,9 @@ func EndOrphans() {
 }
 
 // endOrphans ends the orphans found in one look, and reports whether there
-// were any.
+// were any. It runs under sweep.mu.
 func endOrphans() bool {
-	var buf [64]int
-	kids := listChildren(buf[:0])
+	kids := listChildren(sweep.kids[:0])
 	if !slices.ContainsFunc(kids, func(pid int) bool { return !isWaited(pid) }) {
 		return false // the usual case, and a cheap one
 	}
