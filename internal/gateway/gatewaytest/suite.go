@@ -349,7 +349,10 @@ func (su *Suite) testCut(t *testing.T) {
 	}
 }
 
-func (su *Suite) testAbort(t *testing.T) {
+// startWaiting starts a server whose handler waits for its context to
+// end, and sends it a request; it returns once the handler runs, with the
+// connection and the channel the context's cause comes on.
+func (su *Suite) startWaiting(t *testing.T) (*env, net.Conn, <-chan error) {
 	causes := make(chan error, 1)
 	started := make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -361,6 +364,11 @@ func (su *Suite) testAbort(t *testing.T) {
 	c := e.dial()
 	c.Write(su.Request("", get...))
 	<-started
+	return e, c, causes
+}
+
+func (su *Suite) testAbort(t *testing.T) {
+	_, c, causes := su.startWaiting(t)
 	c.Close()
 	if err := <-causes; !errors.Is(err, su.ErrConnClosed) {
 		t.Errorf("context.Cause = %v, want %v", err, su.ErrConnClosed)
@@ -607,17 +615,7 @@ func (su *Suite) testShutdown(t *testing.T) {
 }
 
 func (su *Suite) testClose(t *testing.T) {
-	causes := make(chan error, 1)
-	started := make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		<-r.Context().Done()
-		causes <- context.Cause(r.Context())
-	})
-	e := su.start(t, h, nil)
-	c := e.dial()
-	c.Write(su.Request("", get...))
-	<-started
+	e, c, causes := su.startWaiting(t)
 	e.s.Close()
 	if err := <-causes; !errors.Is(err, su.ErrServerClosed) {
 		t.Errorf("context.Cause = %v, want %v", err, su.ErrServerClosed)
