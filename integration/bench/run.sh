@@ -14,7 +14,9 @@
 #     cgirun, net/http/fcgi, proxy_pass to net/http;
 #   - floors: what Go itself costs with none of a gateway's work
 #     (integration/bench/fcgifloor: a fixed FastCGI answer with no handler,
-#     and a fork+exec runner with no checks), beside cgirun and the others;
+#     the same handler as the others called on the connection's goroutine
+#     with nothing around it, and a fork+exec runner with no checks),
+#     beside cgirun and the others;
 #   - CGI cold start with hyperfine: cgi.Serve, cgirun.Run, net/http/cgi, a
 #     Go program that only prints once net/http is initialised and one that
 #     only prints, each built with plain `go build` and with CGO_ENABLED=0
@@ -269,16 +271,20 @@ start nfmem "$T/logs/nfmem.log" "$T/bin/nethttpfcgi" -listen "unix:$S/nfmem.sock
 PID_nfmem=$STARTED
 start floormem "$T/logs/floormem.log" "$T/bin/fcgifloor" -listen "unix:$S/floormem.sock"
 PID_floormem=$STARTED
+start floorhmem "$T/logs/floorhmem.log" "$T/bin/fcgifloor" -mode handler -listen "unix:$S/floorhmem.sock"
+PID_floorhmem=$STARTED
 start_run cgst "cgirunhello" "unix:$S/cgst.sock"
 PID_cgst=$STARTED
 start nfst "$T/logs/nfst.log" "$T/bin/nethttpfcgi" -listen "unix:$S/nfst.sock"
 PID_nfst=$STARTED
 start nhst "$T/logs/nhst.log" "$T/bin/nethttp" -listen "unix:$S/nhst.sock"
 PID_nhst=$STARTED
-# The floors: a FastCGI answer with no handler, and a runner with no
-# checks (fcgifloor's doc).
+# The floors: a FastCGI answer with no handler, the handler with nothing
+# around it, and a runner with no checks (fcgifloor's doc).
 start floor "$T/logs/floor.log" "$T/bin/fcgifloor" -listen "unix:$S/floor.sock"
 PID_floor=$STARTED
+start floorh "$T/logs/floorh.log" "$T/bin/fcgifloor" -mode handler -listen "unix:$S/floorh.sock"
+PID_floorh=$STARTED
 start floorx "$T/logs/floorx.log" "$T/bin/fcgifloor" -mode exec -listen "unix:$S/floorx.sock"
 PID_floorx=$STARTED
 start runc "$T/logs/runc.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc.sock" --socket-mode 0666 -c "$CONNS" --root "$T/cgi-bin"
@@ -291,7 +297,7 @@ start runc1 "$T/logs/runc1.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc1.sock" --s
 PID_runc1=$STARTED
 start runc32 "$T/logs/runc32.log" "$T/bin/cgirun" fcgi -s "unix:$S/runc32.sock" --socket-mode 0666 -c 32 --root "$T/cgi-bin"
 PID_runc32=$STARTED
-for n in cg cgscgi cguwsgi nf nh cgmem nfmem floormem cgst nfst nhst runc rundef runc1 runc32 floor floorx; do
+for n in cg cgscgi cguwsgi nf nh cgmem nfmem floormem floorhmem cgst nfst nhst runc rundef runc1 runc32 floor floorh floorx; do
 	wait_for "$S/$n.sock" "$(eval echo "\$PID_$n")"
 done
 wait_for "127.0.0.1:$CG_TCP_PORT" "$PID_cgtcp"
@@ -417,6 +423,10 @@ scenario floor_ka "floor: Go FastCGI, no handler (fcgifloor), unix, keepalive" /
 	"$FCGI
             fastcgi_pass floor;
 $KA"
+scenario floorh_ka "floor: Go FastCGI, the handler alone (fcgifloor -mode handler), unix, keepalive" / \
+	"$FCGI
+            fastcgi_pass floorh;
+$KA"
 if [[ -n $have_phpfpm ]]; then
 	# Without fastcgi_keep_conn: each php-fpm child serves one connection
 	# at a time, so kept connections beyond pm.max_children would stall.
@@ -458,6 +468,9 @@ $KA"
 extra floormem / "$FCGI
             fastcgi_pass floormem;
 $KA"
+extra floorhmem / "$FCGI
+            fastcgi_pass floorhmem;
+$KA"
 STREAM_FCGI="$FCGI
 $KA
             fastcgi_request_buffering off;
@@ -474,7 +487,8 @@ extra nhst "" "            proxy_pass http://nhst;
 
 upstreams=""
 for u in cg:unix:$S/cg.sock cgtcp:127.0.0.1:$CG_TCP_PORT nf:unix:$S/nf.sock nh:unix:$S/nh.sock floor:unix:$S/floor.sock \
-	cgmem:unix:$S/cgmem.sock nfmem:unix:$S/nfmem.sock floormem:unix:$S/floormem.sock \
+	floorh:unix:$S/floorh.sock cgmem:unix:$S/cgmem.sock nfmem:unix:$S/nfmem.sock floormem:unix:$S/floormem.sock \
+	floorhmem:unix:$S/floorhmem.sock \
 	cgst:unix:$S/cgst.sock nfst:unix:$S/nfst.sock nhst:unix:$S/nhst.sock; do
 	upstreams+="
     upstream ${u%%:*} {
@@ -622,7 +636,7 @@ done
 # The process group whose CPU time each scenario costs.
 declare -A BACKEND=([cg_ka]=$PID_cg [cg_noka]=$PID_cg [cg_tcp]=$PID_cgtcp [nf_ka]=$PID_nf
 	[nf_noka]=$PID_nf [proxy]=$PID_nh [proxy_noka]=$PID_nh [cg_scgi]=$PID_cgscgi [cg_uwsgi]=$PID_cguwsgi [runc]=$PID_runc [rundef]=$PID_rundef
-	[runc1]=$PID_runc1 [runc32]=$PID_runc32 [floor_ka]=$PID_floor [floorx]=$PID_floorx [floorx1]=$PID_floorx [floorx32]=$PID_floorx)
+	[runc1]=$PID_runc1 [runc32]=$PID_runc32 [floor_ka]=$PID_floor [floorh_ka]=$PID_floorh [floorx]=$PID_floorx [floorx1]=$PID_floorx [floorx32]=$PID_floorx)
 [[ -n $have_phpfpm ]] && BACKEND[php]=$PID_php
 if [[ -n $have_fcgiwrap ]]; then
 	BACKEND[wrapc]=$PID_wrapc
@@ -717,8 +731,8 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 done
 
 # Memory: many clients, upstream keepalive; fresh back ends.
-declare -A MEM_RPS=() MEM_FDS=() MEM_HWM=()
-for key in cgmem nfmem floormem; do
+declare -A MEM_RPS=() MEM_FDS=() MEM_HWM=() MEM_FILE=()
+for key in cgmem nfmem floormem floorhmem; do
 	pid=$(eval echo "\$PID_$key")
 	LABEL[$key]=$key
 	check_hello "$key" || {
@@ -746,6 +760,7 @@ for key in cgmem nfmem floormem; do
 	wait "$sampler" 2>/dev/null || true
 	MEM_FDS[$key]=$(cat "$T/$key.fds" 2>/dev/null || echo "?")
 	MEM_HWM[$key]=$(vm VmHWM "$pid")
+	MEM_FILE[$key]=$(vm RssFile "$pid")
 	log "memory $key: $(fmt0 "${MEM_RPS[$key]:-0}") req/s at -c$MEM_CONNS, peak RSS ${MEM_HWM[$key]} kB, up to ${MEM_FDS[$key]} fds"
 	sleep 1
 done
@@ -946,7 +961,7 @@ echo
 
 echo "### Floors: what Go itself costs"
 echo
-echo "The back end CPU per request of integration/bench/fcgifloor, which does none of a gateway's work (no handler, no checks, no limits; its doc), against the others in the same pass. A ratio to a floor says how far a back end is from the least a Go program pays for the same answer through nginx."
+echo "The back end CPU per request of integration/bench/fcgifloor, which does none of a gateway's work (no checks, no limits, no goroutine per request; its doc), against the others in the same pass: with no handler at all (a fixed answer), and with the handler alone (benchapp's, which every Go back end here serves, called on the connection's goroutine with an *http.Request made from the parameters and nothing around it). A ratio to a floor says how far a back end is from the least a Go program pays for the same answer through nginx."
 echo
 echo "| ratio of back end CPU per request | per pass | median |"
 echo "|---|---|---:|"
@@ -962,6 +977,9 @@ floor_row() {
 floor_row "floor (no handler) / proxy_pass to net/http, keepalive" floor_ka proxy
 floor_row "floor (no handler) / net/http/fcgi, keepalive" floor_ka nf_ka
 floor_row "cgirun FastCGI keepalive / floor (no handler)" cg_ka floor_ka
+floor_row "floor (the handler alone) / proxy_pass to net/http, keepalive" floorh_ka proxy
+floor_row "floor (the handler alone) / net/http/fcgi, keepalive" floorh_ka nf_ka
+floor_row "cgirun FastCGI keepalive / floor (the handler alone)" cg_ka floorh_ka
 for c in 1 "$CONNS" 32; do
 	k=$c # the scenarios at -c BENCH_CONNS have no suffix
 	[[ $c == "$CONNS" ]] && k=""
@@ -972,16 +990,19 @@ echo
 
 echo "### Memory: wrk -c$MEM_CONNS -d$MEM_DURATION through nginx, upstream keepalive $KEEPALIVE"
 echo
-echo "| back end | peak RSS (VmHWM) | most open fds during the run | req/s |"
-echo "|---|---:|---:|---:|"
-for key in cgmem nfmem floormem; do
+echo "The binary's pages (RssFile, read after the run) are part of the peak: a larger binary has more of them resident."
+echo
+echo "| back end | peak RSS (VmHWM) | of it the binary's pages (RssFile after the run) | most open fds during the run | req/s |"
+echo "|---|---:|---:|---:|---:|"
+for key in cgmem nfmem floormem floorhmem; do
 	name="cgirun (examples/hello)"
 	[[ $key == nfmem ]] && name="net/http/fcgi"
 	[[ $key == floormem ]] && name="floor: Go FastCGI, no handler (fcgifloor)"
+	[[ $key == floorhmem ]] && name="floor: Go FastCGI, the handler alone (fcgifloor -mode handler)"
 	if [[ -n ${BROKEN[$key]:-} ]]; then
-		echo "| $name | FAILED | | |"
+		echo "| $name | FAILED | | | |"
 	else
-		echo "| $name | $(kib2mib "${MEM_HWM[$key]}") MiB | ${MEM_FDS[$key]} | $(fmt0 "${MEM_RPS[$key]}") |"
+		echo "| $name | $(kib2mib "${MEM_HWM[$key]}") MiB | $(kib2mib "${MEM_FILE[$key]}") MiB | ${MEM_FDS[$key]} | $(fmt0 "${MEM_RPS[$key]}") |"
 	fi
 done
 echo

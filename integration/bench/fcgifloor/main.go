@@ -18,6 +18,16 @@
 // not in the poller), wait4, then the output in FCGI_STDOUT records. No
 // check of the script, no limit, no timeout, no stderr.
 //
+// With -mode handler, it answers each request with benchapp's
+// http.Handler, the one every Go back end of the benchmark serves, called
+// in the connection's goroutine: the parameters become an *http.Request
+// (method, URI, protocol, host, remote address, HTTP_* headers, no body,
+// the background context)
+// and the handler writes to a ResponseWriter that collects the header and
+// body, then the answer leaves as in -mode hello. No goroutine per
+// request, no context that ends, no limit, no check: the least a Go
+// program that runs an http.Handler does, with net/http linked.
+//
 // It serves on -listen unix:/path (created with mode 0666) or
 // tcp:host:port.
 package main
@@ -28,9 +38,15 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
+	"github.com/cgirun/cgirun/integration/bench/benchapp"
 	"github.com/cgirun/cgirun/integration/bench/internal/listen"
 )
 
@@ -49,10 +65,10 @@ const hello = "Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nCont
 
 func main() {
 	addr := flag.String("listen", "", "unix:/path or tcp:host:port")
-	mode := flag.String("mode", "hello", "hello: a fixed answer; exec: run SCRIPT_FILENAME")
+	mode := flag.String("mode", "hello", "hello: a fixed answer; exec: run SCRIPT_FILENAME; handler: benchapp's http.Handler")
 	flag.Parse()
-	if *mode != "hello" && *mode != "exec" {
-		fmt.Fprintf(os.Stderr, "fcgifloor: -mode %q: want hello or exec\n", *mode)
+	if *mode != "hello" && *mode != "exec" && *mode != "handler" {
+		fmt.Fprintf(os.Stderr, "fcgifloor: -mode %q: want hello, exec or handler\n", *mode)
 		os.Exit(2)
 	}
 	l, err := listen.Listen(*addr)
@@ -71,14 +87,19 @@ func main() {
 			fmt.Fprintln(os.Stderr, "fcgifloor:", err)
 			os.Exit(1)
 		}
-		go serve(c, *mode == "exec", int(null.Fd()))
+		go serve(c, *mode, int(null.Fd()))
 	}
 }
 
 // serve answers the requests of one connection until nginx closes it, or
 // after a request without FCGI_KEEP_CONN.
-func serve(c net.Conn, exec bool, null int) {
+func serve(c net.Conn, mode string, null int) {
 	defer c.Close()
+	exec, handler := mode == "exec", mode == "handler"
+	var w *respWriter
+	if handler {
+		w = &respWriter{h: make(http.Header)}
+	}
 	buf := make([]byte, 4<<10) // nginx's header block of a GET fits
 	var out []byte
 	var env []string
@@ -103,16 +124,19 @@ func serve(c net.Conn, exec bool, null int) {
 				keep = clen >= 3 && content[2]&flagKeepConn != 0
 				env = env[:0]
 			case typeParams:
-				if exec {
+				if exec || handler {
 					env = appendPairs(env, content)
 				}
 			case typeStdin:
 				if clen != 0 {
 					continue // a body: not in this benchmark
 				}
-				if exec {
+				switch {
+				case exec:
 					out = appendStdout(out, id, run(env, null))
-				} else {
+				case handler:
+					out = appendStdout(out, id, w.serve(env))
+				default:
 					out = appendStdout(out, id, []byte(hello))
 				}
 				out = append(out, 1, typeEndRequest, byte(id>>8), byte(id), 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -238,4 +262,80 @@ func forkExecRead(script string, env []string, null int) ([]byte, error) {
 		return nil, errors.New("script failed: " + fmt.Sprint(ws))
 	}
 	return out, nil
+}
+
+// handler is what -mode handler serves.
+var handler = benchapp.Handler()
+
+// respWriter is -mode handler's http.ResponseWriter, one per connection,
+// reused by its requests.
+type respWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+	out    []byte
+}
+
+func (w *respWriter) Header() http.Header { return w.h }
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *respWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// serve answers the request whose parameters are env (NAME=VALUE) with
+// handler and returns the CGI answer, valid until the next call.
+func (w *respWriter) serve(env []string) []byte {
+	r := &http.Request{Header: make(http.Header), Body: http.NoBody, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "REQUEST_METHOD":
+			r.Method = value
+		case name == "REQUEST_URI":
+			r.RequestURI = value
+		case name == "SERVER_PROTOCOL":
+			r.Proto = value
+		case name == "REMOTE_ADDR":
+			r.RemoteAddr = value
+		case name == "HTTP_HOST":
+			r.Host = value
+		case strings.HasPrefix(name, "HTTP_"):
+			r.Header.Add(textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name[5:], "_", "-")), value)
+		}
+	}
+	u, err := url.ParseRequestURI(r.RequestURI)
+	if err != nil {
+		return []byte("Status: 400 Bad Request\r\n\r\n")
+	}
+	r.URL = u
+	clear(w.h)
+	w.status, w.body = 0, w.body[:0]
+	handler.ServeHTTP(w, r)
+	w.WriteHeader(http.StatusOK)
+	out := append(w.out[:0], "Status: "...)
+	out = strconv.AppendInt(out, int64(w.status), 10)
+	out = append(out, ' ')
+	out = append(out, http.StatusText(w.status)...)
+	out = append(out, "\r\n"...)
+	for k, vs := range w.h {
+		for _, v := range vs {
+			out = append(append(append(append(out, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	if w.h.Get("Content-Length") == "" {
+		out = append(out, "Content-Length: "...)
+		out = strconv.AppendInt(out, int64(len(w.body)), 10)
+		out = append(out, "\r\n"...)
+	}
+	out = append(append(out, "\r\n"...), w.body...)
+	w.out = out
+	return out
 }
