@@ -1,12 +1,12 @@
-// Package settings is how cgirun.Run and the cgirun command read their
-// CGIRUN_* variables alike (through envconfig): yes, no, on and off are
-// booleans, an unknown name gets the closest known one, and a value that
-// cannot be read gets a message naming it, what was wrong and a right
-// value.
+// Package settings is how cgirun.Run and the cgirun command read and list
+// their CGIRUN_* variables alike. envconfig reads them: yes, no, on and
+// off are booleans, an unknown name gets the closest known one, and a
+// value that cannot be read gets a message naming it, what was wrong and
+// a right value. Vars lists them as envconfig.Usagef does, without
+// text/template, for --help and the man page.
 package settings
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"iter"
@@ -24,15 +24,12 @@ const boolType = "True or False"
 
 // Names returns the variables envconfig reads into spec (a pointer
 // to a config struct) with envconfig's descriptions of their types, such
-// as "Duration" or boolType.
+// as "Duration" or boolType (see Vars).
 func Names(prefix string, spec any) map[string]string {
-	var b bytes.Buffer
-	envconfig.Usagef(prefix, spec, &b, "{{range .}}{{usage_key .}}\t{{usage_type .}}\n{{end}}")
-	names := make(map[string]string)
-	for line := range strings.Lines(b.String()) {
-		if name, typ, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t"); ok {
-			names[name] = typ
-		}
+	vars, _ := Vars(prefix, spec)
+	names := make(map[string]string, len(vars))
+	for _, v := range vars {
+		names[v.Key] = v.Type
 	}
 	return names
 }
