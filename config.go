@@ -261,5 +261,5 @@ func (c *Config) listenConfig() (fastcgi.ListenConfig, error) {
 
 // Usage writes the table of settings, their defaults and descriptions.
 func Usage(w io.Writer) error {
-	return envconfig.Usagef("CGIRUN", &Config{}, w, envconfig.DefaultTableFormat)
+	return settings.Usage(w, "CGIRUN", &Config{})
 }

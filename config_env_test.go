@@ -4,7 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kelseyhightower/envconfig"
+
 	"github.com/cgirun/cgirun/internal/settings"
+	"github.com/cgirun/cgirun/internal/settings/settingstest"
 )
 
 // TestLoadConfigMessages: a value envconfig cannot read gets one line that
@@ -97,5 +100,22 @@ func TestForcedCGI(t *testing.T) {
 				t.Errorf("forcedCGI(%q) = %v, want %v", tt.value, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUsageIsEnvconfigs: --help's table of settings is, byte for byte,
+// envconfig.Usagef's with its DefaultTableFormat, which Usage wrote
+// before it listed the settings without text/template.
+func TestUsageIsEnvconfigs(t *testing.T) {
+	settingstest.Check(t, "CGIRUN", &Config{})
+	var got, want strings.Builder
+	if err := Usage(&got); err != nil {
+		t.Fatal(err)
+	}
+	if err := envconfig.Usagef("CGIRUN", &Config{}, &want, envconfig.DefaultTableFormat); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("Usage wrote\n%q\nenvconfig.Usagef writes\n%q", got.String(), want.String())
 	}
 }

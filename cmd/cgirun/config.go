@@ -244,8 +244,10 @@ func writeHelp(w io.Writer, text string, fs *flag.FlagSet, spec any) {
 		io.WriteString(w, "\nEnvironment (the flags override it; lists are comma-separated):\n")
 		tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  VARIABLE\tTYPE\tDEFAULT\tMEANING")
-		const row = "{{range .}}  {{usage_key .}}\t{{usage_type .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"
-		envconfig.Usagef(envPrefix, spec, tw, row)
+		vars, _ := settings.Vars(envPrefix, spec)
+		for _, v := range vars {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", v.Key, v.Type, v.Default, v.Desc)
+		}
 		tw.Flush()
 	}
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/cgirun/cgirun/internal/settings/settingstest"
 )
 
 // TestEnvironmentMessages: a CGIRUN_* value envconfig cannot read gets one
@@ -108,5 +111,29 @@ func TestFlagMessages(t *testing.T) {
 				t.Errorf("run(%q) = %d, stderr %q; want %d and %q", tt.args, code, stderr, exitUsage, tt.want)
 			}
 		})
+	}
+}
+
+// TestSettingsListedAsEnvconfig: the CGIRUN_* variables each command's
+// --help and the man page list are those envconfig reads, described as
+// envconfig.Usagef describes them.
+func TestSettingsListedAsEnvconfig(t *testing.T) {
+	c := &cli{getenv: os.Getenv}
+	n := 0
+	for _, cmd := range commands {
+		p, ok, err := c.helpPage(t.Context(), cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok || p.spec == nil {
+			continue
+		}
+		n++
+		t.Run(cmd.name, func(t *testing.T) {
+			settingstest.Check(t, envPrefix, p.spec)
+		})
+	}
+	if n < 4 {
+		t.Errorf("%d commands list variables, want fcgi, http, proxy and probe at least", n)
 	}
 }

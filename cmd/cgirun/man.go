@@ -8,9 +8,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/kelseyhightower/envconfig"
-
 	"github.com/cgirun/cgirun/internal/buildinfo"
+	"github.com/cgirun/cgirun/internal/settings"
 )
 
 // helpPage is what a command's --help is made of: its text, its flags and
@@ -44,15 +43,13 @@ func (c *cli) man(ctx context.Context, args []string) error {
 	b.WriteString(".SH NAME\ncgirun \\- run CGI executables over FastCGI or HTTP, put an HTTP front on a FastCGI server, probe one\n")
 	writeRoffText(&b, "SYNOPSIS", "DESCRIPTION", top.String())
 	for _, cmd := range commands {
-		pages := &helpPages{}
-		sub := &cli{getenv: c.getenv, stdin: c.stdin, stdout: pages, stderr: io.Discard}
-		if err := cmd.run(sub, ctx, []string{"--help"}); err != errHelp {
-			return fmt.Errorf("help of %s: %v", cmd.name, err)
+		p, ok, err := c.helpPage(ctx, cmd)
+		if err != nil {
+			return err
 		}
-		if len(pages.pages) == 0 {
+		if !ok {
 			continue // version: no flags, no variables
 		}
-		p := pages.pages[0]
 		fmt.Fprintf(&b, ".SH %s\n", roffQuote("COMMAND "+strings.ToUpper(cmd.name)))
 		writeRoffText(&b, "", "", p.text)
 		writeRoffFlags(&b, p.fs)
@@ -62,6 +59,20 @@ func (c *cli) man(ctx context.Context, args []string) error {
 	b.WriteString(".SH SEE ALSO\n.BR fcgiwrap (8),\n.BR nginx (8),\n.BR systemd.socket (5),\n.BR spawn\\-fcgi (1)\n")
 	_, err := c.stdout.Write(b.Bytes())
 	return err
+}
+
+// helpPage returns the help page cmd's --help writes, and false for a
+// command that writes none.
+func (c *cli) helpPage(ctx context.Context, cmd command) (helpPage, bool, error) {
+	pages := &helpPages{}
+	sub := &cli{getenv: c.getenv, stdin: c.stdin, stdout: pages, stderr: io.Discard}
+	if err := cmd.run(sub, ctx, []string{"--help"}); err != errHelp {
+		return helpPage{}, false, fmt.Errorf("help of %s: %v", cmd.name, err)
+	}
+	if len(pages.pages) == 0 {
+		return helpPage{}, false, nil
+	}
+	return pages.pages[0], true, nil
 }
 
 // writeRoffText writes a help text as roff paragraphs. Its "Usage:" lines
@@ -138,20 +149,14 @@ func writeRoffEnv(b *bytes.Buffer, spec any) {
 	if spec == nil {
 		return
 	}
-	const sep, end = "\x1f", "\x1e"
-	var rows bytes.Buffer
-	envconfig.Usagef(envPrefix, spec, &rows, "{{range .}}{{usage_key .}}"+sep+"{{usage_type .}}"+sep+"{{usage_default .}}"+sep+"{{usage_description .}}"+end+"{{end}}")
+	vars, _ := settings.Vars(envPrefix, spec)
 	b.WriteString(".SS Environment\nThe flags override these variables; lists are comma-separated.\n")
-	for _, row := range strings.Split(strings.TrimSuffix(rows.String(), end), end) {
-		f := strings.Split(row, sep)
-		if len(f) != 4 {
-			continue
+	for _, v := range vars {
+		what := v.Type
+		if v.Default != "" {
+			what += ", default " + v.Default
 		}
-		what := f[1]
-		if f[2] != "" {
-			what += ", default " + f[2]
-		}
-		fmt.Fprintf(b, ".TP\n.BR %s \" (%s)\"\n%s\n", roffEscape(f[0]), roffEscape(what), roffLine(f[3]))
+		fmt.Fprintf(b, ".TP\n.BR %s \" (%s)\"\n%s\n", roffEscape(v.Key), roffEscape(what), roffLine(v.Desc))
 	}
 }
 
