@@ -625,7 +625,7 @@ CLK_TCK=$(getconf CLK_TCK)
 vm() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$2/status"; }
 
 declare -A RPS=() BROKEN=() MED=() CPU=()
-declare -A UP=() DOWN=()
+declare -A UP=() DOWN=() DOWN_CPU=()
 declare -A COLD_MEAN=() COLD_SD=() COLD_MEDIAN=()
 
 log "checking every scenario answers $GREETING"
@@ -671,8 +671,10 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 		sleep 0.5
 	done
 
-	# Streaming, in the same pass.
-	for key in cgst nfst nhst; do
+	# Streaming, in the same pass, in an order rotated as the scenarios'.
+	streams=(cgst nfst nhst)
+	for ((i = 0; i < ${#streams[@]}; i++)); do
+		key=${streams[(i + pass - 1) % ${#streams[@]}]}
 		[[ -n ${BROKEN[$key]:-} ]] && continue
 		url=${URL[$key]}
 		got=$(head -c "$STREAM_BYTES" /dev/zero |
@@ -684,6 +686,8 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 			continue
 		fi
 		UP[$key,$pass]=$(awk -v s="$speed" 'BEGIN {print s / 1e6}')
+		pg=$(eval echo "\$PID_$key")
+		t0=$(group_ticks "$pg")
 		got=$(curl -sS --max-time 600 -o /dev/null -w '%{http_code} %{speed_download} %{size_download}' "$url/download?bytes=$STREAM_BYTES" 2>&1) || true
 		read -r code speed size _ <<<"$got"
 		if [[ $code != 200 || $size != "$STREAM_BYTES" ]]; then
@@ -692,6 +696,9 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 			continue
 		fi
 		DOWN[$key,$pass]=$(awk -v s="$speed" 'BEGIN {print s / 1e6}')
+		# The back end's CPU for the download, in ms per GiB.
+		DOWN_CPU[$key,$pass]=$(awk -v a="$t0" -v b="$(group_ticks "$pg")" -v hz="$CLK_TCK" -v n="$STREAM_BYTES" \
+			'BEGIN {print (b - a) * 1000 / hz / (n / 1073741824)}')
 		log "pass $pass/$PASSES: stream $key: up $(fmt0 "${UP[$key,$pass]}") MB/s, down $(fmt0 "${DOWN[$key,$pass]}") MB/s"
 	done
 
@@ -1007,28 +1014,30 @@ for key in cgmem nfmem floormem floorhmem; do
 done
 echo
 
-echo "### Streaming: $STREAM_MB MiB up (curl -T -, chunked; request buffering off) and down, through nginx"
+echo "### Streaming: $STREAM_MB MiB up (curl -T -, chunked; request buffering off) and down, through nginx, the back ends' order rotated each pass"
 echo
-echo "| back end | upload MB/s median (min–max) | download MB/s median (min–max) | peak RSS over all passes |"
-echo "|---|---:|---:|---:|"
+echo "| back end | upload MB/s median (min–max) | download MB/s median (min–max) | back end CPU per GiB downloaded, median (ms) | peak RSS over all passes |"
+echo "|---|---:|---:|---:|---:|"
 for key in cgst nfst nhst; do
 	case $key in
 	cgst) name="cgirun FastCGI (cgirun.Run)" ;;
 	nfst) name="net/http/fcgi" ;;
 	nhst) name="proxy_pass to net/http" ;;
 	esac
-	ups=() downs=()
+	ups=() downs=() dcpus=()
 	for ((p = 1; p <= PASSES; p++)); do
 		[[ -n ${UP[$key,$p]:-} ]] && ups+=("${UP[$key,$p]}")
 		[[ -n ${DOWN[$key,$p]:-} ]] && downs+=("${DOWN[$key,$p]}")
+		[[ -n ${DOWN_CPU[$key,$p]:-} ]] && dcpus+=("${DOWN_CPU[$key,$p]}")
 	done
-	if [[ -n ${BROKEN[$key]:-} || ${#ups[@]} -eq 0 ]]; then
-		echo "| $name | FAILED | | $(kib2mib "${ST_HWM[$key]}") MiB |"
+	if [[ -n ${BROKEN[$key]:-} || ${#ups[@]} -eq 0 || ${#downs[@]} -eq 0 ]]; then
+		echo "| $name | FAILED | | | $(kib2mib "${ST_HWM[$key]}") MiB |"
 		continue
 	fi
 	read -r um ul uh <<<"$(stats "${ups[@]}")"
 	read -r dm dl dh <<<"$(stats "${downs[@]}")"
-	echo "| $name | $(fmt0 "$um") ($(fmt0 "$ul")–$(fmt0 "$uh")) | $(fmt0 "$dm") ($(fmt0 "$dl")–$(fmt0 "$dh")) | $(kib2mib "${ST_HWM[$key]}") MiB |"
+	read -r cm _ <<<"$(stats "${dcpus[@]}")"
+	echo "| $name | $(fmt0 "$um") ($(fmt0 "$ul")–$(fmt0 "$uh")) | $(fmt0 "$dm") ($(fmt0 "$dl")–$(fmt0 "$dh")) | $(fmt0 "$cm") | $(kib2mib "${ST_HWM[$key]}") MiB |"
 done
 echo
 
