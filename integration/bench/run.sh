@@ -36,7 +36,9 @@
 #                            many wrk connections)
 #   BENCH_MEM_CONNS=1000     wrk's -c of the memory scenario
 #   BENCH_MEM_DURATION=10s   wrk's -d of the memory scenario
-#   BENCH_STREAM_MB=1024     MiB uploaded and downloaded in each pass
+#   BENCH_STREAM_MB=1024     MiB uploaded and downloaded in each round
+#   BENCH_STREAM_ROUNDS=3    rounds of uploads and downloads in each pass (its
+#                            figure is their median)
 #   BENCH_COLD_RUNS=200      hyperfine runs of each program in each pass
 #   BENCH_NGINX_WORKERS=2    nginx's worker_processes
 #   BENCH_KEEPALIVE=32       nginx's upstream keepalive (idle connections)
@@ -58,6 +60,7 @@ CONNS=${BENCH_CONNS:-8}
 MEM_CONNS=${BENCH_MEM_CONNS:-1000}
 MEM_DURATION=${BENCH_MEM_DURATION:-10s}
 STREAM_MB=${BENCH_STREAM_MB:-1024}
+STREAM_ROUNDS=${BENCH_STREAM_ROUNDS:-3}
 COLD_RUNS=${BENCH_COLD_RUNS:-200}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-2}
 KEEPALIVE=${BENCH_KEEPALIVE:-32}
@@ -74,7 +77,7 @@ die() {
 	exit 1
 }
 
-for n in PASSES CONNS THREADS MEM_CONNS STREAM_MB COLD_RUNS NGINX_WORKERS KEEPALIVE PHP_CHILDREN; do
+for n in PASSES CONNS THREADS MEM_CONNS STREAM_MB STREAM_ROUNDS COLD_RUNS NGINX_WORKERS KEEPALIVE PHP_CHILDREN; do
 	[[ ${!n} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$n=${!n}: want a positive whole number"
 done
 
@@ -671,36 +674,50 @@ for ((pass = 1; pass <= PASSES; pass++)); do
 		sleep 0.5
 	done
 
-	# Streaming, in the same pass, in an order rotated as the scenarios'.
+	# Streaming, in the same pass: STREAM_ROUNDS rounds, each in an order
+	# rotated as the scenarios' are; the pass keeps each back end's median.
 	streams=(cgst nfst nhst)
-	for ((i = 0; i < ${#streams[@]}; i++)); do
-		key=${streams[(i + pass - 1) % ${#streams[@]}]}
-		[[ -n ${BROKEN[$key]:-} ]] && continue
-		url=${URL[$key]}
-		got=$(head -c "$STREAM_BYTES" /dev/zero |
-			curl -sS --max-time 600 -H 'Expect:' -T - -o "$T/up.out" -w '%{http_code} %{speed_upload}' "$url/upload" 2>&1) || true
-		read -r code speed _ <<<"$got"
-		if [[ $code != 200 || $(cat "$T/up.out" 2>/dev/null) != "received $STREAM_BYTES" ]]; then
-			BROKEN[$key]=1
-			fail "$key upload, pass $pass: curl said $(printf %q "$got"), answer $(printf %q "$(head -c 200 "$T/up.out" 2>/dev/null)"), want 200 \"received $STREAM_BYTES\""
-			continue
-		fi
-		UP[$key,$pass]=$(awk -v s="$speed" 'BEGIN {print s / 1e6}')
-		pg=$(eval echo "\$PID_$key")
-		t0=$(group_ticks "$pg")
-		got=$(curl -sS --max-time 600 -o /dev/null -w '%{http_code} %{speed_download} %{size_download}' "$url/download?bytes=$STREAM_BYTES" 2>&1) || true
-		read -r code speed size _ <<<"$got"
-		if [[ $code != 200 || $size != "$STREAM_BYTES" ]]; then
-			BROKEN[$key]=1
-			fail "$key download, pass $pass: curl said $(printf %q "$got"), want 200 and $STREAM_BYTES bytes"
-			continue
-		fi
-		DOWN[$key,$pass]=$(awk -v s="$speed" 'BEGIN {print s / 1e6}')
-		# The back end's CPU for the download, in ms per GiB.
-		DOWN_CPU[$key,$pass]=$(awk -v a="$t0" -v b="$(group_ticks "$pg")" -v hz="$CLK_TCK" -v n="$STREAM_BYTES" \
-			'BEGIN {print (b - a) * 1000 / hz / (n / 1073741824)}')
-		log "pass $pass/$PASSES: stream $key: up $(fmt0 "${UP[$key,$pass]}") MB/s, down $(fmt0 "${DOWN[$key,$pass]}") MB/s"
+	declare -A sup=() sdown=() scpu=()
+	for ((round = 0; round < STREAM_ROUNDS; round++)); do
+		for ((i = 0; i < ${#streams[@]}; i++)); do
+			key=${streams[(i + pass - 1 + round) % ${#streams[@]}]}
+			[[ -n ${BROKEN[$key]:-} ]] && continue
+			url=${URL[$key]}
+			got=$(head -c "$STREAM_BYTES" /dev/zero |
+				curl -sS --max-time 600 -H 'Expect:' -T - -o "$T/up.out" -w '%{http_code} %{speed_upload}' "$url/upload" 2>&1) || true
+			read -r code speed _ <<<"$got"
+			if [[ $code != 200 || $(cat "$T/up.out" 2>/dev/null) != "received $STREAM_BYTES" ]]; then
+				BROKEN[$key]=1
+				fail "$key upload, pass $pass: curl said $(printf %q "$got"), answer $(printf %q "$(head -c 200 "$T/up.out" 2>/dev/null)"), want 200 \"received $STREAM_BYTES\""
+				continue
+			fi
+			up=$(awk -v s="$speed" 'BEGIN {print s / 1e6}')
+			pg=$(eval echo "\$PID_$key")
+			t0=$(group_ticks "$pg")
+			got=$(curl -sS --max-time 600 -o /dev/null -w '%{http_code} %{speed_download} %{size_download}' "$url/download?bytes=$STREAM_BYTES" 2>&1) || true
+			read -r code speed size _ <<<"$got"
+			if [[ $code != 200 || $size != "$STREAM_BYTES" ]]; then
+				BROKEN[$key]=1
+				fail "$key download, pass $pass: curl said $(printf %q "$got"), want 200 and $STREAM_BYTES bytes"
+				continue
+			fi
+			down=$(awk -v s="$speed" 'BEGIN {print s / 1e6}')
+			sup[$key]+=" $up"
+			sdown[$key]+=" $down"
+			# The back end's CPU for the download, in ms per GiB.
+			scpu[$key]+=" $(awk -v a="$t0" -v b="$(group_ticks "$pg")" -v hz="$CLK_TCK" -v n="$STREAM_BYTES" \
+				'BEGIN {print (b - a) * 1000 / hz / (n / 1073741824)}')"
+			log "pass $pass/$PASSES, round $((round + 1))/$STREAM_ROUNDS: stream $key: up $(fmt0 "$up") MB/s, down $(fmt0 "$down") MB/s"
+		done
 	done
+	for key in "${streams[@]}"; do
+		[[ -n ${BROKEN[$key]:-} || -z ${sup[$key]:-} ]] && continue
+		# The lists are split into stats's arguments.
+		read -r "UP[$key,$pass]" _ <<<"$(stats ${sup[$key]})"
+		read -r "DOWN[$key,$pass]" _ <<<"$(stats ${sdown[$key]})"
+		read -r "DOWN_CPU[$key,$pass]" _ <<<"$(stats ${scpu[$key]})"
+	done
+	unset sup sdown scpu
 
 	# CGI cold start, in the same pass.
 	if [[ -n $have_hyperfine ]]; then
@@ -1014,7 +1031,7 @@ for key in cgmem nfmem floormem floorhmem; do
 done
 echo
 
-echo "### Streaming: $STREAM_MB MiB up (curl -T -, chunked; request buffering off) and down, through nginx, the back ends' order rotated each pass"
+echo "### Streaming: $STREAM_MB MiB up (curl -T -, chunked; request buffering off) and down, through nginx; $STREAM_ROUNDS rounds per pass in rotated orders, each pass's median"
 echo
 echo "| back end | upload MB/s median (min–max) | download MB/s median (min–max) | back end CPU per GiB downloaded, median (ms) | peak RSS over all passes |"
 echo "|---|---:|---:|---:|---:|"
