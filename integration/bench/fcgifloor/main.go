@@ -22,11 +22,11 @@
 // http.Handler, the one every Go back end of the benchmark serves, called
 // in the connection's goroutine: the parameters become an *http.Request
 // (method, URI, protocol, host, remote address, HTTP_* headers, no body,
-// the background context)
-// and the handler writes to a ResponseWriter that collects the header and
-// body, then the answer leaves as in -mode hello. No goroutine per
-// request, no context that ends, no limit, no check: the least a Go
-// program that runs an http.Handler does, with net/http linked.
+// the background context) and the handler writes to a ResponseWriter that
+// collects the header and body, then the answer leaves as in -mode hello.
+// No goroutine per request, no context that ends, no limit, no check: the
+// least a Go program that runs an http.Handler does. The binary links
+// net/http in every mode, as every other back end of the benchmark does.
 //
 // It serves on -listen unix:/path (created with mode 0666) or
 // tcp:host:port.
@@ -264,8 +264,8 @@ func forkExecRead(script string, env []string, null int) ([]byte, error) {
 	return out, nil
 }
 
-// handler is what -mode handler serves.
-var handler = benchapp.Handler()
+// app is what -mode handler serves.
+var app = benchapp.Handler()
 
 // respWriter is -mode handler's http.ResponseWriter, one per connection,
 // reused by its requests.
@@ -291,7 +291,7 @@ func (w *respWriter) Write(p []byte) (int, error) {
 }
 
 // serve answers the request whose parameters are env (NAME=VALUE) with
-// handler and returns the CGI answer, valid until the next call.
+// app and returns the CGI answer, valid until the next call.
 func (w *respWriter) serve(env []string) []byte {
 	r := &http.Request{Header: make(http.Header), Body: http.NoBody, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 	for _, kv := range env {
@@ -318,7 +318,7 @@ func (w *respWriter) serve(env []string) []byte {
 	r.URL = u
 	clear(w.h)
 	w.status, w.body = 0, w.body[:0]
-	handler.ServeHTTP(w, r)
+	app.ServeHTTP(w, r)
 	w.WriteHeader(http.StatusOK)
 	out := append(w.out[:0], "Status: "...)
 	out = strconv.AppendInt(out, int64(w.status), 10)
