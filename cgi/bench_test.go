@@ -235,7 +235,7 @@ func BenchmarkExecutor(b *testing.B) {
 // stdin and stderr, reads the pipe to its end into buf and waits for it.
 func forkExecRead(prog string, argv, env []string, null int, buf []byte) ([]byte, error) {
 	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+	if err := cloexecPipe(p[:]); err != nil {
 		return nil, err
 	}
 	pid, err := syscall.ForkExec(prog, argv, &syscall.ProcAttr{

@@ -428,7 +428,7 @@ func checkAccess(dir string, cred *syscall.Credential) error {
 // permBits returns the permission bits of st that apply to the user of
 // cred, owner's, group's or other's, as the low three bits.
 func permBits(st *syscall.Stat_t, cred *syscall.Credential) uint32 {
-	bits := st.Mode // other's
+	bits := uint32(st.Mode) // other's; Mode is a uint16 on the BSDs and macOS
 	switch {
 	case st.Uid == cred.Uid:
 		bits >>= 6

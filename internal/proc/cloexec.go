@@ -31,9 +31,11 @@ func closeOnExecFrom(lowfd int, dir string) error {
 		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 			return fmt.Errorf("marking descriptors close-on-exec: %w", err)
 		}
+		// Cur is a uint64 on Linux and an int64 on the BSDs, where
+		// RLIM_INFINITY is -1: converted, it is the largest uint64.
 		n := uint64(maxFallbackFDs)
-		if lim.Cur < n {
-			n = lim.Cur
+		if cur := uint64(lim.Cur); cur < n {
+			n = cur
 		}
 		for fd := lowfd; uint64(fd) < n; fd++ {
 			if err := setCloseOnExec(fd); err != nil {

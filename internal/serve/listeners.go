@@ -285,6 +285,6 @@ func nullOverStdin() {
 	if err != nil {
 		return
 	}
-	syscall.Dup3(null, 0, 0)
+	dupOnto(null, 0)
 	syscall.Close(null)
 }

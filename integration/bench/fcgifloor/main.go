@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fcgifloor is the load benchmark's floor: the least a Go program
 // can do to answer nginx over FastCGI, with none of a gateway's work, so
 // that the benchmark can show how close cgirun comes to what Go itself

@@ -1,0 +1,7 @@
+package serve
+
+import "syscall"
+
+// dupOnto makes newfd a copy of oldfd, closing what newfd was; the copy is
+// not close-on-exec.
+func dupOnto(oldfd, newfd int) error { return syscall.Dup3(oldfd, newfd, 0) }
