@@ -346,10 +346,13 @@ func (t *Tracker) AcquireSlot(ctx context.Context, queue bool, wait time.Duratio
 // ReleaseSlot gives back the slot of AcquireSlot and counts the request
 // as no longer active.
 func (t *Tracker) ReleaseSlot() {
+	// Counted out first: a queued request may take the slot the moment
+	// it is given back, and Active, with MaxActive, must stay within
+	// MaxRequests.
+	t.stats.active.Add(-1)
 	if t.slots != nil {
 		<-t.slots
 	}
-	t.stats.active.Add(-1)
 }
 
 // RequestStarted counts a request whose answer begins, holding a slot.
